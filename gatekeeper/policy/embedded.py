@@ -1,0 +1,165 @@
+"""The embedded engine: policies compiled once by rego-cpp (regopy) and queried in-process.
+
+regopy calls into a C++ library through ctypes, which releases the GIL, and an interpreter is not
+safe to share between threads; each thread therefore keeps its own interpreter and compiled bundle,
+built lazily from the one current :class:`PolicySource`. ``reload`` compiles a new source before it
+swaps it in, so a policy that does not compile leaves the last good revision active.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import regopy
+
+from gatekeeper.errors import EngineError, EngineResultError, ErrorCode, PolicyLoadError
+from gatekeeper.policy.engine import UNDEFINED
+from gatekeeper.policy.loader import ENTRYPOINT, PolicySource, load_policy_source
+
+_regopy_quiet = False
+
+
+def _silence_regopy() -> None:
+    # rego-cpp logs compile errors itself; gatekeeper reports them through PolicyLoadError instead.
+    global _regopy_quiet  # noqa: PLW0603 - one process-wide library setting, applied once
+    if not _regopy_quiet:
+        regopy.set_default_log_level("None")
+        _regopy_quiet = True
+
+
+class _Compiled:
+    __slots__ = ("bundle", "interpreter", "revision")
+
+    def __init__(self, source: PolicySource) -> None:
+        self.interpreter, self.bundle = compile_bundle(source)
+        self.revision = source.revision
+
+
+def compile_bundle(source: PolicySource) -> tuple[Any, Any]:
+    """Compile ``source`` into a regopy bundle with the decision entrypoint; PolicyLoadError if it fails."""
+    _silence_regopy()
+    interpreter = regopy.Interpreter()
+    with _native_stdout_captured() as captured:
+        try:
+            interpreter.add_data(source.data)
+            for name, text in source.modules.items():
+                interpreter.add_module(name, text)
+            bundle = interpreter.build(None, [ENTRYPOINT])
+            error = None
+        except regopy.RegoError as raised:
+            error = raised
+    if error is not None:
+        detail = captured.text.strip() or _first_lines(error)
+        raise PolicyLoadError(f"policies in {source.directory} do not compile:\n{detail}") from error
+    return interpreter, bundle
+
+
+class _Captured:
+    text = ""
+
+
+@contextlib.contextmanager
+def _native_stdout_captured() -> Iterator[_Captured]:
+    """Capture what the C++ library prints on file descriptor 1 while compiling.
+
+    rego-cpp prints its (readable) compile errors to the process's stdout, which would corrupt the
+    JSON gatekeeper prints there; the captured text becomes the PolicyLoadError message instead.
+    """
+    captured = _Captured()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield captured
+        finally:
+            _flush_c_stdio()
+            os.dup2(saved, 1)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", "replace")
+
+
+def _flush_c_stdio() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).fflush(None)
+
+
+class EmbeddedEngine:
+    """PolicyEngine backed by rego-cpp, no server needed."""
+
+    name = "embedded"
+
+    def __init__(self, policy_dir: str | os.PathLike[str] | None = None) -> None:
+        self._policy_dir = policy_dir
+        source = load_policy_source(policy_dir)
+        compiled = _Compiled(source)  # fail now, not at the first call
+        self._source = source
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._local.compiled = compiled
+
+    @property
+    def revision(self) -> str | None:
+        return self._source.revision
+
+    @property
+    def source(self) -> PolicySource:
+        return self._source
+
+    def reload(self) -> PolicySource:
+        """Re-read and compile the policies; on failure raise PolicyLoadError and keep the old ones."""
+        source = load_policy_source(self._policy_dir)
+        if source.revision == self._source.revision:
+            return source
+        compiled = _Compiled(source)
+        with self._lock:
+            self._source = source
+        self._local.compiled = compiled
+        return source
+
+    def evaluate(self, document: dict[str, Any]) -> Any:
+        compiled = self._compiled()
+        try:
+            compiled.interpreter.set_input(document)
+            output = compiled.interpreter.query_bundle_entrypoint(compiled.bundle, ENTRYPOINT)
+        except regopy.RegoError as error:
+            raise EngineError(f"embedded engine failed: {_first_lines(error)}") from error
+        except (TypeError, ValueError) as error:
+            # set_input rejects values that are not JSON-encodable.
+            raise EngineError(f"input not encodable for the embedded engine: {error}") from error
+        text = str(output)
+        if text == "undefined":
+            return UNDEFINED
+        try:
+            expressions = json.loads(output.expressions().json())
+        except (json.JSONDecodeError, AttributeError) as error:
+            raise EngineResultError(
+                f"embedded engine returned unreadable output: {text[:200]}", code=ErrorCode.MALFORMED_RESULT
+            ) from error
+        if isinstance(expressions, list):
+            return expressions[0] if expressions else UNDEFINED
+        return expressions
+
+    def close(self) -> None:
+        self._local = threading.local()
+
+    def _compiled(self) -> _Compiled:
+        compiled: _Compiled | None = getattr(self._local, "compiled", None)
+        source = self._source
+        if compiled is None or compiled.revision != source.revision:
+            compiled = _Compiled(source)
+            self._local.compiled = compiled
+        return compiled
+
+
+def _first_lines(error: Exception, limit: int = 6) -> str:
+    return " | ".join(line.strip() for line in str(error).splitlines()[:limit] if line.strip())

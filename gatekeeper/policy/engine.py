@@ -1,0 +1,123 @@
+"""The policy engine protocol and the one function that turns an engine's answer into a Decision.
+
+Every engine (embedded regopy, OPA over REST) returns the raw value of ``data.gatekeeper.decision``
+or raises an :class:`~gatekeeper.errors.EngineError`. :func:`decision_from_result` is the only place
+that interprets that value, and it fails closed: an error, an undefined result, a result of the wrong
+shape or an unknown outcome all become ``deny`` with the reason named.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import ValidationError
+
+from gatekeeper.errors import ErrorCode, GatekeeperError
+from gatekeeper.models import Decision, ErrorBody, Mode, Outcome, Violation
+
+# Marks "the engine answered, but the document was undefined" apart from a JSON null result.
+UNDEFINED: Any = type("Undefined", (), {"__repr__": lambda self: "UNDEFINED"})()
+
+
+@runtime_checkable
+class PolicyEngine(Protocol):
+    """Evaluates the policy input document; knows nothing of tool calls or HTTP."""
+
+    name: str
+
+    @property
+    def revision(self) -> str | None:
+        """The revision of the policies that answer, ``None`` when none are loaded."""
+        ...
+
+    def evaluate(self, document: dict[str, Any]) -> Any:
+        """The value of ``data.gatekeeper.decision`` for ``document``, or ``UNDEFINED``.
+
+        Raises EngineError (or a subclass) when no answer could be obtained.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+def new_decision_id() -> str:
+    return str(uuid.uuid4())
+
+
+def decision_from_result(
+    result: Any,
+    *,
+    call_id: str | None,
+    revision: str | None,
+    decision_id: str | None = None,
+    timings_ms: dict[str, float] | None = None,
+) -> Decision:
+    """Build the Decision for one engine answer; anything but a clean decision object is ``deny``.
+
+    ``result`` is what ``PolicyEngine.evaluate`` returned, or the GatekeeperError it raised.
+    """
+    common: dict[str, Any] = {
+        "id": call_id,
+        "decision_id": decision_id or new_decision_id(),
+        "policy_revision": revision,
+        "timings_ms": timings_ms or {},
+    }
+    if isinstance(result, GatekeeperError):
+        return fail_closed(result.code, result.message, **common)
+    if result is UNDEFINED:
+        return fail_closed(
+            ErrorCode.UNDEFINED_RESULT, "the policy returned no decision (undefined result)", **common
+        )
+    if not isinstance(result, dict):
+        return fail_closed(
+            ErrorCode.MALFORMED_RESULT,
+            f"the policy decision is a {type(result).__name__}, not an object",
+            **common,
+        )
+    try:
+        outcome = Outcome(result["decision"])
+        policy_outcome = Outcome(
+            result["policy_decision"] if "policy_decision" in result else result["decision"]
+        )
+        mode = Mode(result.get("mode", Mode.ENFORCE))
+        raw_violations = result.get("violations", [])
+        if not isinstance(raw_violations, list):
+            raise TypeError("violations is not an array")
+        violations = [Violation.model_validate(v) for v in raw_violations]
+    except (KeyError, ValueError, TypeError, ValidationError) as error:
+        return fail_closed(
+            ErrorCode.MALFORMED_RESULT,
+            f"the policy decision does not match the Decision schema: {_short(error)}",
+            **common,
+        )
+    if mode is Mode.ENFORCE and outcome is not policy_outcome:
+        # In enforce mode the two must agree; a policy that says otherwise is broken.
+        return fail_closed(
+            ErrorCode.MALFORMED_RESULT,
+            f"enforce-mode decision {outcome.value} differs from policy_decision {policy_outcome.value}",
+            **common,
+        )
+    return Decision(
+        decision=outcome,
+        policy_decision=policy_outcome,
+        mode=mode,
+        violations=violations,
+        **common,
+    )
+
+
+def fail_closed(code: ErrorCode | str, message: str, **fields: Any) -> Decision:
+    """A deny made because something went wrong; the reason travels in ``error``."""
+    fields.setdefault("decision_id", new_decision_id())
+    return Decision(
+        decision=Outcome.DENY,
+        policy_decision=Outcome.DENY,
+        error=ErrorBody(code=str(code), message=message),
+        **fields,
+    )
+
+
+def _short(error: Exception) -> str:
+    text = str(error).splitlines()
+    return text[0] if text else type(error).__name__
