@@ -1,0 +1,288 @@
+"""The tamper-evident audit log: one JSON line per decision, hash-chained, fsync'd before returning.
+
+Records use the field names of OPA's decision-log events where they apply (``decision_id``,
+``timestamp``, ``path``, ``input``, ``result``, ``labels``, ``metrics``, ``bundles``) plus gatekeeper's
+own (``session_id``, ``decision``, ``violations``, ``mode``, ``error``, ``seq``, ``prev_hash``, ``hash``).
+
+Each record's ``hash`` is the SHA-256 of its canonical JSON (sorted keys, no spaces, ASCII) without the
+``hash`` field; ``prev_hash`` is the previous record's ``hash`` and ``seq`` counts from 1, so an
+altered, removed or reordered record breaks the chain at a line :func:`verify_log` can name.
+
+Records are rendered by a structlog processor chain and written with one ``write`` each. Durability
+uses group commit: every ``append`` returns only after an ``fsync`` that covers its record, but
+concurrent appenders share one ``fsync``. An exclusive ``flock`` around each write lets several
+processes (CLI invocations, a server) append to the same file safely.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from gatekeeper.errors import AuditError
+
+GENESIS_HASH = "sha256:" + "0" * 64
+_TAIL_CHUNK = 1 << 16
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation used for hashing and writing records."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    body = {key: value for key, value in record.items() if key != "hash"}
+    return "sha256:" + hashlib.sha256(canonical_json(body).encode("ascii")).hexdigest()
+
+
+def utc_timestamp() -> str:
+    """RFC 3339 UTC with microseconds, as OPA writes ``timestamp``."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class _LineWriter:
+    """The structlog 'logger' at the end of the chain: writes one rendered line to the audit fd."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.last_line_bytes = 0
+
+    def msg(self, message: str) -> None:
+        data = (message + "\n").encode("ascii")
+        written = 0
+        while written < len(data):
+            written += os.write(self.fd, data[written:])
+        self.last_line_bytes = len(data)
+
+    info = msg
+
+
+class AuditLog:
+    """Append-only, hash-chained JSON-lines log at ``path``."""
+
+    def __init__(self, path: str | os.PathLike[str], *, labels: dict[str, str] | None = None) -> None:
+        self.path = Path(path)
+        self.labels = dict(labels or {})
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as error:
+            raise AuditError(f"cannot open audit log {self.path}: {error}") from error
+        self._write_lock = threading.Lock()
+        self._sync_cond = threading.Condition()
+        self._syncing = False
+        self._written_seq = 0
+        self._synced_seq = 0
+        self._prev_hash = GENESIS_HASH
+        self._seq = 0
+        self._known_size = -1
+        self._last_record: dict[str, Any] = {}
+        self._writer = _LineWriter(self._fd)
+        self._logger = structlog.wrap_logger(
+            self._writer,
+            processors=[
+                structlog.processors.EventRenamer("msg"),
+                self._chain,
+                structlog.processors.JSONRenderer(serializer=lambda obj, **_: canonical_json(obj)),
+            ],
+        )
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def append(self, fields: dict[str, Any], *, event: str = "decision_made") -> dict[str, Any]:
+        """Write one record and return it once it is durable (fsync'd)."""
+        with self._write_lock:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except OSError as error:
+                raise AuditError(f"cannot lock audit log {self.path}: {error}") from error
+            written = False
+            try:
+                self._catch_up_with_file()
+                self._logger.info(event, **fields)
+                written = True
+                self._known_size += self._writer.last_line_bytes
+                seq, record = self._seq, self._last_record
+            except OSError as error:
+                raise AuditError(f"cannot write audit log {self.path}: {error}") from error
+            finally:
+                if not written:
+                    self._known_size = -1  # re-read the chain from the file before the next record
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._sync_through(seq)
+        return record
+
+    def _chain(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
+        """structlog processor: number the record and link it to its predecessor (under the write lock)."""
+        self._seq += 1
+        event_dict["seq"] = self._seq
+        event_dict["prev_hash"] = self._prev_hash
+        event_dict["hash"] = record_hash(event_dict)
+        self._prev_hash = event_dict["hash"]
+        self._last_record = dict(event_dict)
+        return event_dict
+
+    def _sync_through(self, seq: int) -> None:
+        """Return once an fsync covering record ``seq`` has completed (group commit)."""
+        with self._sync_cond:
+            self._written_seq = max(self._written_seq, seq)
+            while self._synced_seq < seq:
+                if self._syncing:
+                    self._sync_cond.wait()
+                    continue
+                self._syncing = True
+                target = self._written_seq
+                self._sync_cond.release()
+                try:
+                    os.fsync(self._fd)
+                    error: OSError | None = None
+                except OSError as raised:
+                    error = raised
+                finally:
+                    self._sync_cond.acquire()
+                    self._syncing = False
+                    self._sync_cond.notify_all()
+                if error is not None:
+                    raise AuditError(f"cannot fsync audit log {self.path}: {error}")
+                self._synced_seq = max(self._synced_seq, target)
+
+    def _catch_up_with_file(self) -> None:
+        """Continue the chain from the file's last record if anyone (another process) wrote since."""
+        size = os.fstat(self._fd).st_size
+        if size == self._known_size:
+            return
+        self._repair_partial_tail(size)
+        last = _last_record(self.path)
+        if last is None:
+            self._seq, self._prev_hash = 0, GENESIS_HASH
+        else:
+            self._seq, self._prev_hash = int(last.get("seq", 0)), str(last.get("hash", GENESIS_HASH))
+        self._known_size = os.fstat(self._fd).st_size
+
+    def _repair_partial_tail(self, size: int) -> None:
+        """Move a half-written last line (a crash mid-write) aside so the chain continues cleanly.
+
+        A record is acknowledged only after its line is complete and fsync'd, so a partial line was
+        never returned to anyone; its bytes are kept in ``<log>.partial-<time>`` rather than lost.
+        """
+        if size == 0:
+            return
+        with open(self.path, "rb") as handle:
+            start = max(0, size - _TAIL_CHUNK)
+            while True:
+                handle.seek(start)
+                chunk = handle.read(size - start)
+                if chunk.endswith(b"\n"):
+                    return
+                cut = chunk.rfind(b"\n")
+                if cut != -1 or start == 0:
+                    keep = start + cut + 1 if cut != -1 else 0
+                    break
+                start = max(0, start - _TAIL_CHUNK)
+            handle.seek(keep)
+            partial = handle.read()
+        aside = self.path.with_name(f"{self.path.name}.partial-{time.time_ns()}")
+        aside.write_bytes(partial)
+        os.truncate(self.path, keep)
+        structlog.get_logger("gatekeeper.audit").warning(
+            "audit_tail_repaired", path=str(self.path), moved_bytes=len(partial), moved_to=str(aside)
+        )
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+def _last_record(path: Path) -> dict[str, Any] | None:
+    """The last complete JSON line of ``path``, read backwards in chunks."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        end = handle.tell()
+        buffer = b""
+        position = end
+        while position > 0:
+            step = min(_TAIL_CHUNK, position)
+            position -= step
+            handle.seek(position)
+            buffer = handle.read(step) + buffer
+            lines = buffer.rstrip(b"\n").split(b"\n")
+            if len(lines) > 1 or position == 0:
+                last = lines[-1]
+                if not last:
+                    return None
+                try:
+                    value = json.loads(last)
+                except json.JSONDecodeError as error:
+                    raise AuditError(f"last record of {path} is not valid JSON: {error}") from error
+                return value if isinstance(value, dict) else None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    ok: bool
+    records: int
+    path: str
+    line: int | None = None
+    problem: str | None = None
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"{self.path}: {self.records} records, hash chain intact"
+        return f"{self.path}: line {self.line}: {self.problem} ({self.records} records verified before it)"
+
+
+def verify_log(path: str | os.PathLike[str]) -> VerifyReport:
+    """Check every record's hash, sequence number and link to its predecessor; name the first failure."""
+    name = str(path)
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below; iterating lines of a big file
+    except OSError as error:
+        return VerifyReport(False, 0, name, None, f"cannot open: {error}")
+    prev_hash, expected_seq, count = GENESIS_HASH, 1, 0
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.endswith(b"\n"):
+                return VerifyReport(False, count, name, number, "incomplete last record (no newline)")
+            try:
+                record = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                return VerifyReport(False, count, name, number, f"not valid JSON: {error}")
+            if not isinstance(record, dict):
+                return VerifyReport(False, count, name, number, "record is not a JSON object")
+            seq = record.get("seq")
+            if seq != expected_seq:
+                problem = (
+                    f"record missing: expected seq {expected_seq}, found {seq}"
+                    if isinstance(seq, int) and seq > expected_seq
+                    else f"sequence out of order: expected seq {expected_seq}, found {seq}"
+                )
+                return VerifyReport(False, count, name, number, problem)
+            if record.get("prev_hash") != prev_hash:
+                return VerifyReport(False, count, name, number, "chain broken: prev_hash does not match")
+            if record.get("hash") != record_hash(record):
+                return VerifyReport(False, count, name, number, "record altered: hash does not match")
+            prev_hash, expected_seq, count = record["hash"], expected_seq + 1, count + 1
+    return VerifyReport(True, count, name)
+
+
+def default_audit_path() -> Path:
+    """``$GATEKEEPER_AUDIT_LOG``, else ``$XDG_STATE_HOME/gatekeeper/audit.jsonl``."""
+    explicit = os.environ.get("GATEKEEPER_AUDIT_LOG")
+    if explicit:
+        return Path(explicit)
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state) / "gatekeeper" / "audit.jsonl"

@@ -1,0 +1,139 @@
+"""The audit log: chain, durability under concurrency, several writers, crash tail, verify."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+from pathlib import Path
+
+from gatekeeper.audit import GENESIS_HASH, AuditLog, record_hash, verify_log
+
+
+def _append_many(path: str, count: int) -> None:
+    log = AuditLog(path)
+    for number in range(count):
+        log.append({"decision": "allow", "n": number})
+    log.close()
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_first_record_links_to_genesis_and_hash_covers_the_record(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    record = log.append({"decision": "deny", "decision_id": "d1"})
+    log.close()
+    [written] = _records(path)
+    assert written == record
+    assert written["seq"] == 1
+    assert written["prev_hash"] == GENESIS_HASH
+    assert written["hash"] == record_hash(written)
+    assert written["msg"] == "decision_made"
+
+
+def test_concurrent_appends_form_one_unbroken_chain(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    threads = [threading.Thread(target=lambda: [log.append({"n": i}) for i in range(200)]) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    report = verify_log(path)
+    assert report.ok, report.describe()
+    assert report.records == 1600
+
+
+def test_several_processes_append_to_one_log(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_append_many, args=(str(path), 100)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    report = verify_log(path)
+    assert report.ok, report.describe()
+    assert report.records == 300
+
+
+def test_reopened_log_continues_the_chain(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    _append_many(str(path), 3)
+    _append_many(str(path), 2)
+    assert [r["seq"] for r in _records(path)] == [1, 2, 3, 4, 5]
+    assert verify_log(path).ok
+
+
+def test_altered_record_is_reported_at_its_line(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    _append_many(str(path), 5)
+    lines = path.read_text().splitlines()
+    tampered = json.loads(lines[2])
+    tampered["decision"] = "deny"
+    lines[2] = json.dumps(tampered, sort_keys=True, separators=(",", ":"))
+    path.write_text("\n".join(lines) + "\n")
+    report = verify_log(path)
+    assert not report.ok
+    assert report.line == 3
+    assert "altered" in report.problem
+    assert report.records == 2
+
+
+def test_removed_record_is_reported_as_missing(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    _append_many(str(path), 5)
+    lines = path.read_text().splitlines(keepends=True)
+    del lines[1]
+    path.write_text("".join(lines))
+    report = verify_log(path)
+    assert not report.ok
+    assert report.line == 2
+    assert "missing" in report.problem
+
+
+def test_rehashed_forgery_still_breaks_the_chain(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    _append_many(str(path), 4)
+    records = _records(path)
+    records[1]["decision"] = "deny"
+    records[1]["hash"] = record_hash(records[1])  # the forger recomputes this record's own hash
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    report = verify_log(path)
+    assert not report.ok
+    assert report.line == 3
+    assert "chain broken" in report.problem
+
+
+def test_half_written_tail_is_moved_aside_and_the_chain_continues(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    _append_many(str(path), 3)
+    with open(path, "ab") as handle:
+        handle.write(b'{"decision":"allow","seq":4')  # a crash in the middle of a write
+    assert not verify_log(path).ok
+    _append_many(str(path), 1)
+    report = verify_log(path)
+    assert report.ok, report.describe()
+    assert report.records == 4
+    [aside] = list(tmp_path.glob("audit.jsonl.partial-*"))
+    assert aside.read_bytes() == b'{"decision":"allow","seq":4'
+
+
+def test_verify_of_missing_file_fails_clearly(tmp_path):
+    report = verify_log(tmp_path / "nope.jsonl")
+    assert not report.ok
+    assert "cannot open" in report.describe()
+
+
+def test_non_ascii_and_invalid_utf8_survive_the_round_trip(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.append({"input": {"command": "echo héllo \udcff"}})
+    log.close()
+    assert verify_log(path).ok
+    assert _records(path)[0]["input"]["command"] == "echo héllo \udcff"
