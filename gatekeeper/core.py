@@ -1,0 +1,206 @@
+"""``Gatekeeper.decide``: the one core function every front end (CLI, server, adapters) wraps.
+
+    call → parse → analyse → evaluate → Decision → audit (fsync) → return
+
+Each step that can fail turns its failure into a ``deny`` carrying the error code; the decision is
+returned only after its audit record is durable.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from gatekeeper._version import __version__
+from gatekeeper.analysis import AnalysisOptions, Facts, analyse_call, facts_to_dict
+from gatekeeper.audit import AuditLog, utc_timestamp
+from gatekeeper.config import Config
+from gatekeeper.errors import AuditError, ErrorCode, GatekeeperError, InputError
+from gatekeeper.models import Decision, ToolCall
+from gatekeeper.policy.engine import PolicyEngine, decision_from_result, fail_closed, new_decision_id
+from gatekeeper.policy.loader import ENTRYPOINT
+
+
+def build_engine(config: Config) -> PolicyEngine:
+    """The engine ``config`` names; raises PolicyLoadError / EngineError when it cannot start."""
+    if config.engine == "opa":
+        from gatekeeper.policy.opa_server import OpaServerEngine  # noqa: PLC0415 - optional engine
+
+        return OpaServerEngine(config.opa_url, timeout_s=config.opa_timeout_s)
+    from gatekeeper.policy.embedded import EmbeddedEngine  # noqa: PLC0415 - keeps regopy off the OPA path
+
+    return EmbeddedEngine(config.policies_dir)
+
+
+class Gatekeeper:
+    """Decides tool calls with one policy engine and records every decision in one audit log.
+
+    ``audit`` may be ``None`` for pure measurement (corpus evaluation, benchmarks); every front end
+    that mediates real calls passes a log.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        engine: PolicyEngine | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self.config = config or Config()
+        self.engine = engine if engine is not None else build_engine(self.config)
+        self.audit = audit
+        self.instance_id = str(uuid.uuid4())
+        self._analysis_options = AnalysisOptions(home=self.config.effective_home())
+        self._context = self._build_context()
+
+    @classmethod
+    def with_audit(cls, config: Config, *, engine: PolicyEngine | None = None) -> Gatekeeper:
+        from gatekeeper.audit import default_audit_path  # noqa: PLC0415 - avoids a cycle at import
+
+        path = config.audit_log or default_audit_path()
+        return cls(config, engine=engine, audit=AuditLog(path))
+
+    def _build_context(self) -> dict[str, Any]:
+        context: dict[str, Any] = {"headless": self.config.headless}
+        if self.config.mode is not None:
+            context["mode"] = self.config.mode.value
+        if self.config.agent_home:
+            context["agent_home"] = self.config.agent_home
+        home = self.config.effective_home()
+        if home:
+            context["home"] = home
+        return context
+
+    # -- the core --------------------------------------------------------------------------------
+
+    def decide(
+        self, call: ToolCall | Mapping[str, Any], *, session: Mapping[str, Any] | None = None
+    ) -> Decision:
+        """Decide one tool call; never raises for bad input or engine failure (those are denies)."""
+        decision, _facts = self.decide_with_facts(call, session=session)
+        return decision
+
+    def decide_with_facts(
+        self, call: ToolCall | Mapping[str, Any], *, session: Mapping[str, Any] | None = None
+    ) -> tuple[Decision, Facts | None]:
+        """Like :meth:`decide`, also returning the facts (the service keeps them for sessions)."""
+        started = time.perf_counter()
+        decision_id = new_decision_id()
+        document: dict[str, Any] = {
+            "call": _raw_call(call),
+            "session": dict(session or {}),
+            "context": self._context,
+        }
+        facts: Facts | None = None
+        result: Any = None
+        timings: dict[str, float] = {}
+        try:
+            tool_call = call if isinstance(call, ToolCall) else ToolCall.parse(call)
+            document["call"] = tool_call.model_dump(mode="json", exclude_none=True)
+            facts = analyse_call(tool_call, self._analysis_options)
+            document["facts"] = facts_to_dict(facts)
+            analysed = time.perf_counter()
+            timings["analyse"] = _ms(analysed - started)
+            try:
+                result = self.engine.evaluate(document)
+            except GatekeeperError as error:
+                result = error
+            timings["evaluate"] = _ms(time.perf_counter() - analysed)
+            decision = decision_from_result(
+                result,
+                call_id=tool_call.id,
+                revision=self.engine.revision,
+                decision_id=decision_id,
+                timings_ms=timings,
+            )
+        except InputError as error:
+            decision = fail_closed(error.code, error.message, id=_call_id(call), decision_id=decision_id)
+        except Exception as error:  # noqa: BLE001 - the last guard: any failure is a deny, never an allow
+            decision = fail_closed(
+                ErrorCode.INTERNAL_ERROR,
+                f"internal error while deciding: {type(error).__name__}: {error}",
+                id=_call_id(call),
+                decision_id=decision_id,
+                policy_revision=self.engine.revision,
+            )
+        if self.audit is not None:
+            decision = self._record(decision, document, result, session)
+        return decision, facts
+
+    def reject(self, raw: Any, code: ErrorCode, message: str, *, call_id: str | None = None) -> Decision:
+        """Deny (and audit) input that is not even a tool call, such as a malformed batch line."""
+        decision = fail_closed(code, message, id=call_id, policy_revision=self.engine.revision)
+        if self.audit is not None:
+            decision = self._record(decision, {"call": raw, "context": self._context}, None, None)
+        return decision
+
+    def _record(
+        self, decision: Decision, document: dict[str, Any], result: Any, session: Mapping[str, Any] | None
+    ) -> Decision:
+        fields = {
+            "decision_id": decision.decision_id,
+            "timestamp": utc_timestamp(),
+            "path": ENTRYPOINT,
+            "input": document,
+            "result": result if isinstance(result, dict) else None,
+            "labels": {
+                "app": "gatekeeper",
+                "version": __version__,
+                "engine": self.engine.name,
+                "id": self.instance_id,
+            },
+            "metrics": {f"timer_{step}_ns": int(ms * 1e6) for step, ms in decision.timings_ms.items()},
+            "bundles": {"gatekeeper": {"revision": decision.policy_revision}},
+            "session_id": (session or {}).get("id") or document["call"].get("session_id"),
+            "call_id": decision.id,
+            "decision": decision.decision.value,
+            "policy_decision": decision.policy_decision.value if decision.policy_decision else None,
+            "violations": [v.model_dump() for v in decision.violations],
+            "mode": decision.mode.value,
+            "error": decision.error.model_dump() if decision.error else None,
+        }
+        assert self.audit is not None  # noqa: S101 - checked by the caller
+        try:
+            self.audit.append(fields)
+        except AuditError as error:
+            # A decision that cannot be recorded is not made: deny, and say why.
+            return fail_closed(
+                error.code,
+                error.message,
+                id=decision.id,
+                decision_id=decision.decision_id,
+                policy_revision=decision.policy_revision,
+            )
+        return decision
+
+    def close(self) -> None:
+        self.engine.close()
+        if self.audit is not None:
+            self.audit.close()
+
+    def __enter__(self) -> Gatekeeper:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _raw_call(call: ToolCall | Mapping[str, Any]) -> Any:
+    if isinstance(call, ToolCall):
+        return call.model_dump(mode="json", exclude_none=True)
+    return dict(call) if isinstance(call, Mapping) else call
+
+
+def _call_id(call: Any) -> str | None:
+    if isinstance(call, ToolCall):
+        return call.id
+    if isinstance(call, Mapping):
+        value = call.get("id")
+        return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+    return None
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 4)

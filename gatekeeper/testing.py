@@ -1,0 +1,73 @@
+"""Helpers for testing code that uses gatekeeper (and for gatekeeper's own tests).
+
+- :func:`shell_call` and friends build ToolCalls tersely.
+- :func:`capture_audit` swaps a Gatekeeper's audit log for a temporary one and hands back its records.
+- :class:`StaticEngine` is a PolicyEngine that returns a fixed answer (or raises), for testing how
+  callers handle each kind of engine result without writing a policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from gatekeeper.audit import AuditLog
+from gatekeeper.core import Gatekeeper
+from gatekeeper.models import ToolCall
+
+
+def shell_call(command: str, **fields: Any) -> ToolCall:
+    return ToolCall.shell(command, **fields)
+
+
+def python_call(code: str, **fields: Any) -> ToolCall:
+    return ToolCall(tool="python", arguments={"code": code}, **fields)
+
+
+def file_write_call(path: str, content: str = "", **fields: Any) -> ToolCall:
+    return ToolCall(tool="file_write", arguments={"path": path, "content": content}, **fields)
+
+
+@contextlib.contextmanager
+def capture_audit(gatekeeper: Gatekeeper) -> Iterator[list[dict[str, Any]]]:
+    """Record ``gatekeeper``'s decisions in a temporary log; the list is filled when the block ends."""
+    records: list[dict[str, Any]] = []
+    previous = gatekeeper.audit
+    with tempfile.TemporaryDirectory(prefix="gatekeeper-audit-") as directory:
+        path = Path(directory) / "audit.jsonl"
+        log = AuditLog(path)
+        gatekeeper.audit = log
+        try:
+            yield records
+        finally:
+            gatekeeper.audit = previous
+            log.close()
+            records.extend(json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
+
+
+class StaticEngine:
+    """A PolicyEngine whose answer is fixed: a value to return, or an exception to raise."""
+
+    name = "static"
+
+    def __init__(self, answer: Any, *, revision: str | None = "static") -> None:
+        self.answer = answer
+        self._revision = revision
+        self.documents: list[dict[str, Any]] = []
+
+    @property
+    def revision(self) -> str | None:
+        return self._revision
+
+    def evaluate(self, document: dict[str, Any]) -> Any:
+        self.documents.append(document)
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return self.answer
+
+    def close(self) -> None:
+        return None

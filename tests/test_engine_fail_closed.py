@@ -1,0 +1,134 @@
+"""Turning engine answers into Decisions: every way it can go wrong is a deny with a named reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from gatekeeper.core import Gatekeeper
+from gatekeeper.errors import EngineTimeout, EngineUnavailable, ErrorCode, PolicyLoadError
+from gatekeeper.models import Mode, Outcome
+from gatekeeper.policy.embedded import EmbeddedEngine
+from gatekeeper.policy.engine import UNDEFINED, decision_from_result
+from gatekeeper.testing import StaticEngine, capture_audit, shell_call
+
+GOOD = {"decision": "allow", "policy_decision": "allow", "mode": "enforce", "violations": []}
+
+
+def decide(answer):
+    return decision_from_result(answer, call_id="c1", revision="r1")
+
+
+def test_clean_allow_is_allowed():
+    decision = decide(GOOD)
+    assert decision.decision is Outcome.ALLOW
+    assert decision.error is None
+    assert decision.policy_revision == "r1"
+
+
+def test_undefined_result_is_denied():
+    decision = decide(UNDEFINED)
+    assert decision.decision is Outcome.DENY
+    assert decision.error.code == ErrorCode.UNDEFINED_RESULT
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        None,
+        True,
+        "allow",
+        [GOOD],
+        {},
+        {"decision": "maybe", "violations": []},
+        {"decision": "allow", "violations": "none"},
+        {"decision": "allow", "violations": [{"rule": "x"}]},
+        {"decision": "allow", "mode": "relaxed", "violations": []},
+        {"decision": "allow", "policy_decision": "deny", "mode": "enforce", "violations": []},
+    ],
+    ids=[
+        "null",
+        "bool",
+        "string",
+        "array",
+        "empty",
+        "unknown-outcome",
+        "violations-not-array",
+        "violation-missing-fields",
+        "unknown-mode",
+        "enforce-mode-disagreement",
+    ],
+)
+def test_malformed_result_is_denied(answer):
+    decision = decide(answer)
+    assert decision.decision is Outcome.DENY
+    assert decision.error.code == ErrorCode.MALFORMED_RESULT
+
+
+def test_engine_timeout_is_denied():
+    decision = decide(EngineTimeout("OPA did not answer within 0.5s"))
+    assert decision.decision is Outcome.DENY
+    assert decision.error.code == ErrorCode.ENGINE_TIMEOUT
+    assert "0.5s" in decision.error.message
+
+
+def test_engine_unavailable_is_denied():
+    decision = decide(EngineUnavailable("connection refused"))
+    assert decision.decision is Outcome.DENY
+    assert decision.error.code == ErrorCode.ENGINE_UNAVAILABLE
+
+
+def test_dry_run_allows_but_keeps_the_policy_outcome():
+    answer = {
+        "decision": "allow",
+        "policy_decision": "deny",
+        "mode": "dry-run",
+        "violations": [{"rule": "weights.copy", "family": "weights", "action": "deny", "message": "m"}],
+    }
+    decision = decide(answer)
+    assert decision.decision is Outcome.ALLOW
+    assert decision.policy_decision is Outcome.DENY
+    assert decision.mode is Mode.DRY_RUN
+    assert decision.violations[0].rule == "weights.copy"
+
+
+def test_no_policy_loaded_fails_at_start(tmp_path):
+    (tmp_path / "data.json").write_text("{}")
+    with pytest.raises(PolicyLoadError, match=r"no \.rego policy modules"):
+        EmbeddedEngine(tmp_path)
+
+
+def test_policy_that_does_not_compile_is_rejected_with_its_location(tmp_path):
+    (tmp_path / "gatekeeper").mkdir()
+    (tmp_path / "gatekeeper" / "main.rego").write_text("package gatekeeper\n\ndecision if { input.a = }\n")
+    with pytest.raises(PolicyLoadError, match=r"main\.rego"):
+        EmbeddedEngine(tmp_path)
+
+
+def test_engine_exception_inside_decide_is_a_denial_and_is_audited():
+    gatekeeper = Gatekeeper(engine=StaticEngine(EngineUnavailable("OPA at 127.0.0.1:1 refused")))
+    with capture_audit(gatekeeper) as records:
+        decision = gatekeeper.decide(shell_call("ls", id="c9"))
+    assert decision.decision is Outcome.DENY
+    assert decision.id == "c9"
+    assert records[0]["error"]["code"] == "engine_unavailable"
+    assert records[0]["decision"] == "deny"
+
+
+def test_unexpected_engine_failure_is_a_denial():
+    gatekeeper = Gatekeeper(engine=StaticEngine(RuntimeError("segfault-ish")))
+    decision = gatekeeper.decide(shell_call("ls"))
+    assert decision.decision is Outcome.DENY
+    assert decision.error.code == ErrorCode.INTERNAL_ERROR
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{}, {"tool": ""}, {"tool": "shell", "arguments": "ls"}, {"tool": 5}, "not an object", None],
+    ids=["empty", "empty-tool", "arguments-not-object", "tool-not-string", "string", "null"],
+)
+def test_invalid_tool_call_is_denied_with_a_clear_message(raw):
+    gatekeeper = Gatekeeper(engine=StaticEngine(GOOD))
+    decision = gatekeeper.decide(raw)
+    assert decision.decision is Outcome.DENY
+    assert decision.error.code == ErrorCode.INVALID_INPUT
+    assert decision.error.message.startswith("invalid tool call")
