@@ -35,6 +35,20 @@ class ErrorCode(StrEnum):
     AUDIT_ERROR = "audit_error"
     EXECUTION_ERROR = "execution_error"
     INTERNAL_ERROR = "internal_error"
+    # HTTP-level codes of the service (gatekeeper.server): the ``code`` of ``{code, message}`` bodies.
+    BLOCKED = "blocked"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    NOT_SUPPORTED = "not_supported"
+    APPROVAL_PENDING = "approval_pending"
+    APPROVAL_DENIED = "approval_denied"
+    APPROVAL_EXPIRED = "approval_expired"
+    APPROVAL_CONFLICT = "approval_conflict"
+    TOO_MANY_APPROVALS = "too_many_approvals"
 
 
 class GatekeeperError(Exception):
