@@ -8,9 +8,10 @@ from __future__ import annotations
 import typer
 
 from gatekeeper._version import __version__
-from gatekeeper.cli import audit
+from gatekeeper.cli import audit, lab
 from gatekeeper.cli.analyse import analyse
 from gatekeeper.cli.check import check
+from gatekeeper.cli.eval import evaluate
 from gatekeeper.cli.run import exec_command
 
 app = typer.Typer(
@@ -24,6 +25,8 @@ app.command("check")(check)
 app.command("exec", context_settings={"allow_interspersed_args": False})(exec_command)
 app.command("analyse")(analyse)
 app.add_typer(audit.app, name="audit")
+app.add_typer(lab.app, name="lab")
+app.command("eval")(evaluate)
 
 
 @app.command("version")
