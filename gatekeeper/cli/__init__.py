@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from gatekeeper._version import __version__
-from gatekeeper.cli import audit, lab
+from gatekeeper.cli import audit, lab, opa
 from gatekeeper.cli.analyse import analyse
 from gatekeeper.cli.check import check
 from gatekeeper.cli.eval import evaluate
@@ -27,6 +27,8 @@ app.command("analyse")(analyse)
 app.add_typer(audit.app, name="audit")
 app.add_typer(lab.app, name="lab")
 app.command("eval")(evaluate)
+app.add_typer(opa.app, name="opa")
+app.add_typer(opa.policies_app, name="policies")
 
 
 @app.command("version")
