@@ -1,0 +1,625 @@
+# Shared helpers for the policy families: typed access to the input document, commands
+# normalised into one well-typed shape, argv parsing, path arithmetic, the agent's and the
+# user's home, and the violation constructor every rule uses.
+#
+# Families never read input.facts.commands directly: they iterate `commands` (every command,
+# candidates included, each marked) so that evasion can apply the same rules to candidates.
+#
+# rego-cpp compatibility: no `some i, x in` inside comprehensions (use `some i; x := a[i]`),
+# no (?i) regex flags (lower() the subject instead), no sprintf("%v") of composites, and every
+# builtin is given a value of the type it expects (rego-cpp errors where OPA is undefined).
+package gatekeeper.lib
+
+# --- typed access to the input ---------------------------------------------------------------
+
+call := x if {
+	x := input.call
+	is_object(x)
+} else := {}
+
+facts := x if {
+	x := input.facts
+	is_object(x)
+} else := {}
+
+context := x if {
+	x := input.context
+	is_object(x)
+} else := {}
+
+session := x if {
+	x := input.session
+	is_object(x)
+} else := {}
+
+array_field(obj, key) := x if {
+	x := obj[key]
+	is_array(x)
+} else := []
+
+object_field(obj, key) := x if {
+	x := obj[key]
+	is_object(x)
+} else := {}
+
+string_field(obj, key, default_value) := x if {
+	x := obj[key]
+	is_string(x)
+} else := default_value
+
+# --- commands --------------------------------------------------------------------------------
+
+raw_commands := array_field(facts, "commands")
+
+well_formed_command(c) if {
+	is_object(c)
+	is_string(c.name)
+	c.name != ""
+	is_array(c.argv)
+	count(c.argv) > 0
+}
+
+# Every well-formed command of this call, candidates included, normalised (see command/2).
+commands := [command(i, c) |
+	some i
+	c := raw_commands[i]
+	well_formed_command(c)
+]
+
+# The commands that would run: everything but candidates.
+effective_commands := [c | some c in commands; not c.candidate]
+
+# Commands of the session's earlier calls, most recent last, in the same shape.
+history_commands := [command(i, c) |
+	some h in array_field(session, "history")
+	is_object(h)
+	some i
+	c := array_field(h, "commands")[i]
+	well_formed_command(c)
+]
+
+command(i, c) := {
+	"index": i,
+	"name": c.name,
+	"program": string_field(c, "program", c.name),
+	"argv": argv,
+	"args": args,
+	"positionals": positionals(args),
+	"paths": [p | some p in array_field(c, "paths"); is_string(p)],
+	"redirects": [redirect(r) | some r in array_field(c, "redirects"); is_object(r)],
+	"pipeline": pipeline(c),
+	"via": [via_layer(v) | some v in array_field(c, "via"); is_object(v)],
+	"cwd": cwd(c),
+	"candidate": candidate,
+	"text": string_field(c, "text", concat(" ", argv)),
+} if {
+	argv := [string_or_empty(a) | some a in c.argv]
+	args := array.slice(argv, 1, count(argv))
+	candidate := is_true(object.get(c, "candidate", false))
+}
+
+is_true(x) if {
+	x == true
+} else := false
+
+string_or_empty(x) := x if {
+	is_string(x)
+} else := ""
+
+redirect(r) := {
+	"op": string_field(r, "op", ""),
+	"fd": fd,
+	"target": string_field(r, "target", ""),
+	"target_abs": string_field(r, "target_abs", ""),
+	"body": string_field(r, "body", ""),
+} if {
+	fd := object.get(r, "fd", null)
+}
+
+pipeline(c) := {"id": object.get(p, "id", 0), "position": p.position, "length": p.length} if {
+	p := c.pipeline
+	is_object(p)
+	is_number(p.position)
+	is_number(p.length)
+} else := null
+
+via_layer(v) := {"kind": string_field(v, "kind", ""), "name": string_field(v, "name", "")}
+
+cwd(c) := normalise(x) if {
+	x := c.cwd
+	is_string(x)
+	startswith(x, "/")
+} else := null
+
+has_via(c, kind) if {
+	some v in c.via
+	v.kind == kind
+}
+
+# The names of the layers of kind `kind`, outermost first.
+via_names(c, kind) := [v.name | some v in c.via; v.kind == kind]
+
+# --- argv ------------------------------------------------------------------------------------
+
+# Non-option arguments, in order; everything after `--` is an operand. A lone `-` is an operand.
+positionals(args) := [a |
+	some i
+	a := args[i]
+	is_operand(args, i)
+]
+
+is_operand(args, i) if after_end_of_options(args, i)
+
+is_operand(args, i) if {
+	not after_end_of_options(args, i)
+	not option_like(args[i])
+	args[i] != "--"
+}
+
+after_end_of_options(args, i) if {
+	some j
+	args[j] == "--"
+	j < i
+}
+
+option_like(a) if {
+	startswith(a, "-")
+	a != "-"
+}
+
+# The first few operands: where subcommands sit (`docker compose down`, `service nginx stop`).
+subcommands(c) := array.slice(c.positionals, 0, 3)
+
+has_subcommand(c, names) if {
+	some s in subcommands(c)
+	s in names
+}
+
+# The option is present as `-x`, `-xVALUE`, `--long` or `--long=VALUE`.
+has_option(c, flags) if {
+	some a in c.args
+	some f in flags
+	option_matches(a, f)
+}
+
+option_matches(a, f) if a == f
+
+option_matches(a, f) if {
+	startswith(f, "--")
+	startswith(a, concat("", [f, "="]))
+}
+
+option_matches(a, f) if {
+	short_option(f)
+	startswith(a, f)
+	not startswith(a, "--")
+	count(a) > 2
+}
+
+short_option(f) if {
+	count(f) == 2
+	startswith(f, "-")
+	f != "--"
+}
+
+# A cluster of short options (`-lvnp`) contains one of `letters`.
+has_letter(c, letters) if {
+	some a in c.args
+	regex.match(`^-[A-Za-z0-9]+$`, a)
+	some l in letters
+	contains(substring(a, 1, -1), l)
+}
+
+# Values given to any of `flags`: `-f V`, `-fV`, `--flag V`, `--flag=V`.
+option_values(c, flags) := {v |
+	some i
+	a := c.args[i]
+	some f in flags
+	v := option_value(c.args, i, a, f)
+}
+
+option_value(args, i, a, f) := args[i + 1] if a == f
+
+option_value(_, _, a, f) := substring(a, count(f) + 1, -1) if {
+	startswith(f, "--")
+	startswith(a, concat("", [f, "="]))
+}
+
+option_value(_, _, a, f) := substring(a, 2, -1) if {
+	short_option(f)
+	startswith(a, f)
+	not startswith(a, "--")
+	count(a) > 2
+}
+
+is_python(c) if regex.match(data.gatekeeper.lib.python_program_pattern, c.name)
+
+# `python -m MODULE` / `python -mMODULE`.
+python_module(c) := m if {
+	is_python(c)
+	some m in option_values(c, ["-m"])
+}
+
+module_matches(module, prefixes) if {
+	some p in prefixes
+	module == p
+}
+
+module_matches(module, prefixes) if {
+	some p in prefixes
+	startswith(module, concat("", [p, "."]))
+}
+
+# The command text for messages, cut to a readable length.
+short(s) := concat("", [substring(s, 0, 160), "..."]) if {
+	count(s) > 160
+} else := s
+
+# --- paths -----------------------------------------------------------------------------------
+
+# Collapse `//`, `/./` and `dir/..`; no trailing slash (except the root).
+normalise(p) := out if {
+	s1 := regex.replace(concat("", [p, "/"]), `/+`, "/")
+	s2 := regex.replace(s1, `/(\./)+`, "/")
+	s3 := regex.replace(s2, `/[^/]+/\.\./`, "/")
+	s4 := regex.replace(s3, `/[^/]+/\.\./`, "/")
+	s5 := regex.replace(s4, `/[^/]+/\.\./`, "/")
+	s6 := regex.replace(s5, `/[^/]+/\.\./`, "/")
+	s7 := regex.replace(s6, `^/(\.\./)+`, "/")
+	out := without_trailing_slash(s7)
+}
+
+without_trailing_slash(s) := s if {
+	s == "/"
+} else := trim_suffix(s, "/")
+
+basename(p) := parts[count(parts) - 1] if {
+	parts := split(p, "/")
+}
+
+dirname(p) := d if {
+	parts := split(p, "/")
+	d0 := concat("/", array.slice(parts, 0, count(parts) - 1))
+	d := root_if_empty(d0)
+}
+
+root_if_empty(d) := "/" if {
+	d == ""
+} else := d
+
+# `dir` joined with a child name, without doubling the root's slash.
+child(dir, name) := concat("", [dir, name]) if {
+	endswith(dir, "/")
+} else := concat("/", [dir, name])
+
+is_tilde(s) if s == "~"
+
+is_tilde(s) if startswith(s, "~/")
+
+user_home := h if {
+	h := context.home
+	is_string(h)
+	startswith(h, "/")
+}
+
+has_user_home if user_home
+
+expand_tilde(s) := normalise(concat("", [user_home, substring(s, 1, -1)])) if {
+	has_user_home
+} else := s
+
+# The absolute form of an operand of command c.
+abs(c, s) := normalise(s) if {
+	startswith(s, "/")
+} else := expand_tilde(s) if {
+	is_tilde(s)
+} else := normalise(concat("/", [c.cwd, s])) if {
+	is_string(c.cwd)
+} else := s
+
+# A site path pattern with `~` expanded: to context.home when known, else to the literal `~`
+# and every data.gatekeeper.lib.home_dirs entry (/root, /home/*).
+expand_home(p) := {p} if not is_tilde(p)
+
+expand_home(p) := {expand_tilde(p)} if {
+	is_tilde(p)
+	has_user_home
+}
+
+expand_home(p) := {p} | {concat("", [h, substring(p, 1, -1)]) | some h in data.gatekeeper.lib.home_dirs} if {
+	is_tilde(p)
+	not has_user_home
+}
+
+expand_all(patterns) := {x | some p in patterns; some x in expand_home(p)}
+
+# p is the pattern's location or below it (patterns may hold `*`).
+under(p, pattern) if glob.match(pattern, ["/"], p)
+
+under(p, pattern) if glob.match(concat("", [pattern, "/**"]), ["/"], p)
+
+# p is strictly above the pattern's location: copying p copies what the pattern names.
+above(p, pattern) if {
+	p == "/"
+	startswith(pattern, "/")
+	pattern != "/"
+}
+
+above(p, pattern) if {
+	p != "/"
+	ps := split(p, "/")
+	qs := split(pattern, "/")
+	count(ps) < count(qs)
+	glob.match(concat("/", array.slice(qs, 0, count(ps))), ["/"], p)
+}
+
+# Literal directory containment (no patterns).
+inside(p, dir) if p == dir
+
+inside(p, dir) if startswith(p, concat("", [trim_suffix(dir, "/"), "/"]))
+
+# `host:path`, `user@host:path` or `scheme://...`: not a local file.
+is_remote_spec(s) if regex.match(`^[A-Za-z][A-Za-z0-9+.-]*://`, s)
+
+is_remote_spec(s) if {
+	not regex.match(`^[/.~]`, s)
+	regex.match(`^[^/:=]+:`, s)
+}
+
+# The path part of a remote spec: the whole URL for URLs, `path` for `host:path`.
+remote_path(s) := s if {
+	regex.match(`^[A-Za-z][A-Za-z0-9+.-]*://`, s)
+} else := substring(s, indexof(s, ":") + 1, -1)
+
+# Local operands of c made absolute.
+operand_paths(c) := {abs(c, a) | some a in c.positionals; not is_remote_spec(a)}
+
+remote_operands(c) := [a | some a in c.positionals; is_remote_spec(a)]
+
+# Paths a command run by `find -exec` or `xargs` receives from its producers.
+inherited_paths(c) := ({p |
+	has_via(c, "find_exec")
+	some f in effective_commands
+	f.name == "find"
+	some p in f.paths
+} | {p |
+	has_via(c, "xargs")
+	some f in effective_commands
+	piped_onward(f)
+	some p in path_set(f)
+}) | {p |
+	c.name in data.gatekeeper.lib.file_list_readers
+	c.pipeline != null
+	some f in effective_commands
+	f.pipeline != null
+	f.pipeline.id == c.pipeline.id
+	f.pipeline.position < c.pipeline.position
+	some p in path_set(f)
+}
+
+# Everything c may name as a file: the analyser's paths, its own operands, remote paths, and
+# what find/xargs hand it.
+path_set(c) := ({p | some p in c.paths} | operand_paths(c)) | {remote_path(a) | some a in remote_operands(c)}
+
+all_paths(c) := path_set(c) | inherited_paths(c)
+
+redirect_path(c, r) := r.target_abs if {
+	r.target_abs != ""
+} else := abs(c, r.target)
+
+# --- copies and archives --------------------------------------------------------------------
+
+# Where a cp-like command copies to: `-t DIR` / `--target-directory=DIR`, else the last operand.
+copy_destinations(c) := ds if {
+	ds := option_values(c, ["-t", "--target-directory"])
+	count(ds) > 0
+} else := {d} if {
+	count(c.positionals) > 1
+	d := c.positionals[count(c.positionals) - 1]
+} else := set()
+
+copy_sources(c) := [s | some s in c.positionals; not s in copy_destinations(c)]
+
+# A local operand made absolute, or the path part of a remote one.
+operand_path(c, s) := remote_path(s) if {
+	is_remote_spec(s)
+} else := abs(c, s)
+
+copy_source_paths(c) := {operand_path(c, s) | some s in copy_sources(c)} | inherited_paths(c)
+
+copy_destination_text(c) := concat(", ", sort([operand_path(c, d) | some d in copy_destinations(c)])) if {
+	count(copy_destinations(c)) > 0
+} else := "another place"
+
+# tar in create/append/update mode (`-c`, `czf`, `--create`), not extract or list.
+tar_creates(c) if has_option(c, ["--create", "--append", "--update", "--catenate", "--concatenate"])
+
+tar_creates(c) if {
+	some a in c.args
+	regex.match(`^-[A-Za-z]*[cruA][A-Za-z]*$`, a)
+}
+
+tar_creates(c) if {
+	count(c.args) > 0
+	regex.match(`^[A-Za-z]+$`, c.args[0])
+	regex.match(`[cruA]`, c.args[0])
+}
+
+# Files c writes its standard output to (not /dev/null, not fd duplications).
+output_targets(c) := {t |
+	some r in c.redirects
+	r.op in data.gatekeeper.lib.output_redirect_ops
+	writes_stdout(r)
+	r.target != ""
+	t := redirect_path(c, r)
+	not t in data.gatekeeper.lib.dev_null_targets
+}
+
+writes_stdout(r) if r.fd == null
+
+writes_stdout(r) if r.fd == 1
+
+writes_stdout(r) if r.op in {"&>", "&>>"}
+
+# Files c reads on standard input.
+input_sources(c) := {redirect_path(c, r) |
+	some r in c.redirects
+	r.op in data.gatekeeper.lib.input_redirect_ops
+	r.target != ""
+}
+
+piped_onward(c) if {
+	p := c.pipeline
+	p != null
+	p.position < p.length - 1
+}
+
+# c's output goes somewhere other than the terminal: a file or the next program of a pipeline.
+output_leaves(c) if count(output_targets(c)) > 0
+
+output_leaves(c) if piped_onward(c)
+
+# Heredoc and here-string bodies fed to c.
+redirect_bodies(c) := [r.body | some r in c.redirects; r.body != ""]
+
+# --- the agent ------------------------------------------------------------------------------
+
+# The agent's own code directories: context.agent_home (string or list) overrides the site list.
+agent_homes := {normalise_dir(h) | some h in agent_home_sources; is_string(h); h != ""}
+
+agent_home_sources := [x] if {
+	x := context.agent_home
+	is_string(x)
+	x != ""
+} else := x if {
+	x := context.agent_home
+	is_array(x)
+	count(x) > 0
+} else := data.gatekeeper.agent.homes
+
+normalise_dir(h) := expand_tilde(h) if {
+	is_tilde(h)
+} else := normalise(h)
+
+inside_home(p) if {
+	some h in agent_homes
+	inside(p, h)
+}
+
+# p is a directory above an agent home: copying it copies the agent.
+above_home(p) if {
+	some h in agent_homes
+	p != h
+	inside(h, p)
+}
+
+# Roots of sibling copies of an agent home that p lies in: for home /w/Agent, /w/Agent_new,
+# /w/Agent2, /w/Agent_copy (same parent, name starting with the home's name, not a home).
+sibling_copy_roots(p) := {root |
+	some h in agent_homes
+	prefix := child(dirname(h), "")
+	base := basename(h)
+	startswith(p, concat("", [prefix, base]))
+	name := split(substring(p, count(prefix), -1), "/")[0]
+	name != base
+	root := concat("", [prefix, name])
+	not root in agent_homes
+}
+
+in_sibling_copy(p) if count(sibling_copy_roots(p)) > 0
+
+is_entry_point(p) if basename(p) in data.gatekeeper.agent.entry_points
+
+# --- URLs ------------------------------------------------------------------------------------
+
+looks_like_url(s) if regex.match(`^[A-Za-z][A-Za-z0-9+.-]*://`, s)
+
+looks_like_url(s) if regex.match(`^(localhost|[0-9]+\.[0-9.]+|\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+)(:[0-9]+)(/|\?|$)`, s)
+
+looks_like_url(s) if regex.match(`^:[0-9]+(/|\?|$)`, s)
+
+looks_like_url(s) if regex.match(`^localhost(/|\?|$)`, s)
+
+url_host(u) := host_of(hostport) if {
+	rest := regex.replace(lower(u), `^[a-z][a-z0-9+.-]*://`, "")
+	authority := split(split(split(rest, "/")[0], "?")[0], "#")[0]
+	parts := split(authority, "@")
+	hostport := parts[count(parts) - 1]
+}
+
+host_of(hp) := substring(hp, 0, indexof(hp, "]") + 1) if {
+	startswith(hp, "[")
+} else := split(hp, ":")[0]
+
+is_local_host(h) if h in data.gatekeeper.lib.local_hosts
+
+is_local_host(h) if startswith(h, "127.")
+
+# httpie's `:8002/chat` means localhost.
+is_local_url(s) if regex.match(`^:[0-9]+(/|\?|$)`, s)
+
+is_local_url(s) if {
+	looks_like_url(s)
+	is_local_host(url_host(s))
+}
+
+# --- interpreter API calls ------------------------------------------------------------------
+
+api_calls := [api_call(x) |
+	some x in array_field(facts, "api_calls")
+	is_object(x)
+	is_string(x.function)
+]
+
+api_call(x) := {
+	"function": x.function,
+	"args": array_field(x, "args"),
+	"kwargs": object_field(x, "kwargs"),
+	"text": string_field(x, "text", x.function),
+}
+
+# The literal string arguments of an API call, positional and keyword.
+api_strings(a) := {s | some s in a.args; is_string(s)} | {s | some s in a.kwargs; is_string(s)}
+
+# Positional argument i, or keyword `key` when given by name.
+api_arg(a, i, key) := a.args[i] if {
+	count(a.args) > i
+} else := a.kwargs[key]
+
+# A relative path in interpreter code is taken from the call's working directory.
+api_abs(s) := normalise(s) if {
+	startswith(s, "/")
+} else := expand_tilde(s) if {
+	is_tilde(s)
+} else := normalise(concat("/", [call.cwd, s])) if {
+	is_string(call.cwd)
+	startswith(call.cwd, "/")
+} else := s
+
+# --- violations -----------------------------------------------------------------------------
+
+violation(rule, message) := {
+	"rule": rule,
+	"family": split(rule, ".")[0],
+	"action": action(rule),
+	"message": message,
+}
+
+# Rules deny unless data.gatekeeper.rule_actions says otherwise.
+action(rule) := a if {
+	a := data.gatekeeper.rule_actions[rule]
+	is_string(a)
+} else := "deny"
+
+# A family rule's finding on one command; evasion turns findings on candidates into asks.
+hit(c, rule, message) := {
+	"candidate": c.candidate,
+	"host": candidate_host(c),
+	"text": short(c.text),
+	"violation": violation(rule, message),
+}
+
+candidate_host(c) := names[count(names) - 1] if {
+	names := via_names(c, "argument")
+	count(names) > 0
+} else := c.name

@@ -1,0 +1,279 @@
+package gatekeeper.lib_test
+
+import data.gatekeeper.lib
+import data.gatekeeper.testing as t
+
+# --- normalised commands --------------------------------------------------------------------
+
+test_commands_are_normalised_with_defaults if {
+	inp := {"call": {"tool": "shell"}, "facts": {"commands": [{"name": "ls", "argv": ["ls", "-l", "x"]}]}}
+	cmds := lib.commands with input as inp
+	cmds == [{
+		"index": 0,
+		"name": "ls",
+		"program": "ls",
+		"argv": ["ls", "-l", "x"],
+		"args": ["-l", "x"],
+		"positionals": ["x"],
+		"paths": [],
+		"redirects": [],
+		"pipeline": null,
+		"via": [],
+		"cwd": null,
+		"candidate": false,
+		"text": "ls -l x",
+	}]
+}
+
+test_ill_typed_command_fields_are_dropped if {
+	c := {
+		"name": "cp",
+		"argv": ["cp", 7, "/b"],
+		"paths": [1, "/b"],
+		"redirects": ["x", {"op": ">", "target": 3}],
+		"pipeline": {"position": "0"},
+		"via": [null],
+		"cwd": "relative",
+		"candidate": "yes",
+	}
+	cmds := lib.commands with input as {"facts": {"commands": [c, {"name": 3, "argv": []}, "junk"]}}
+	count(cmds) == 1
+	cmd := cmds[0]
+	cmd.argv == ["cp", "", "/b"]
+	cmd.paths == ["/b"]
+	cmd.redirects == [{"op": ">", "fd": null, "target": "", "target_abs": "", "body": ""}]
+	cmd.pipeline == null
+	cmd.via == []
+	cmd.cwd == null
+	cmd.candidate == false
+}
+
+test_commands_of_non_object_input_are_empty if {
+	cmds := lib.commands with input as "x"
+	cmds == []
+}
+
+test_effective_commands_exclude_candidates if {
+	inp := t.shell([t.cmd(["ls"]), t.candidate(t.cmd(["rm", "-rf", "/"]), "vim")])
+	cmds := lib.effective_commands with input as inp
+	[c.name | some c in cmds] == ["ls"]
+}
+
+test_history_commands_are_read_from_the_session if {
+	inp := t.shell_after([], [[t.cmd(["ls"])], [t.cmd(["cp", "a", "b"]), t.cmd(["pwd"])]])
+	cmds := lib.history_commands with input as inp
+	count(cmds) == 3
+}
+
+# --- argv -----------------------------------------------------------------------------------
+
+test_positionals_skip_options_and_keep_everything_after_double_dash if {
+	lib.positionals(["-r", "a", "-", "--", "-b", "c"]) == ["a", "-", "-b", "c"]
+}
+
+test_subcommands_are_the_first_three_operands if {
+	lib.subcommands({"positionals": ["compose", "down", "x", "y"]}) == ["compose", "down", "x"]
+}
+
+test_has_option_matches_the_usual_spellings if {
+	lib.has_option({"args": ["-T", "f"]}, ["-T"])
+	lib.has_option({"args": ["-Tf"]}, ["-T"])
+	lib.has_option({"args": ["--upload-file=f"]}, ["--upload-file"])
+	not lib.has_option({"args": ["--upload-filex"]}, ["--upload-file"])
+	not lib.has_option({"args": ["--tx"]}, ["-t"])
+}
+
+test_has_letter_finds_a_letter_in_a_short_cluster if {
+	lib.has_letter({"args": ["-lvnp", "4444"]}, ["l"])
+	not lib.has_letter({"args": ["--listen"]}, ["l"])
+	not lib.has_letter({"args": ["-vnp"]}, ["l"])
+}
+
+test_option_values_reads_separate_attached_and_equals_forms if {
+	c := {"args": ["-d", "a", "-db", "--data=c", "--data", "d", "-x", "e"]}
+	lib.option_values(c, ["-d", "--data"]) == {"a", "b", "c", "d"}
+}
+
+test_python_module_is_read_from_dash_m if {
+	lib.python_module({"name": "python3", "args": ["-m", "http.server", "8000"]}) == "http.server"
+	lib.python_module({"name": "python3.11", "args": ["-mvllm.entrypoints.api_server"]}) == "vllm.entrypoints.api_server"
+	not lib.python_module({"name": "node", "args": ["-m", "x"]})
+}
+
+test_module_matches_whole_dotted_prefixes if {
+	lib.module_matches("vllm.entrypoints.openai.api_server", ["vllm.entrypoints"])
+	lib.module_matches("http.server", ["http.server"])
+	not lib.module_matches("http.serverless", ["http.server"])
+}
+
+test_short_cuts_long_text if {
+	count(lib.short(concat("", [x | some _ in numbers.range(1, 200); x := "a"]))) == 163
+	lib.short("abc") == "abc"
+}
+
+# --- paths ----------------------------------------------------------------------------------
+
+test_normalise_collapses_dots_and_slashes if {
+	lib.normalise("/a//b/./c/../d/") == "/a/b/d"
+	lib.normalise("/a/b/../../c") == "/c"
+	lib.normalise("/../x") == "/x"
+	lib.normalise("/") == "/"
+}
+
+test_basename_and_dirname if {
+	lib.basename("/a/b/c.py") == "c.py"
+	lib.dirname("/a/b/c.py") == "/a/b"
+	lib.dirname("/a") == "/"
+}
+
+test_abs_resolves_against_cwd_and_home if {
+	c := {"cwd": "/w"}
+	lib.abs(c, "x/../y") == "/w/y"
+	lib.abs(c, "/etc//x") == "/etc/x"
+	lib.abs({"cwd": null}, "rel") == "rel"
+	lib.abs(c, "~/x") == "/home/agent/x" with input as t.shell([])
+	lib.abs(c, "~/x") == "~/x" with input as t.with_context(t.shell([]), {})
+}
+
+test_expand_home_uses_context_home_when_known if {
+	lib.expand_home("~/models") == {"/home/agent/models"} with input as t.shell([])
+	lib.expand_home("/opt/models") == {"/opt/models"} with input as t.shell([])
+}
+
+test_expand_home_without_known_home_covers_root_and_every_user if {
+	got := lib.expand_home("~/models") with input as t.with_context(t.shell([]), {})
+	got == {"~/models", "/root/models", "/home/*/models"}
+}
+
+test_under_and_above_follow_path_segments if {
+	lib.under("/models", "/models")
+	lib.under("/models/a/b", "/models")
+	lib.under("/home/x/models/a", "/home/*/models")
+	not lib.under("/modelsx", "/models")
+	lib.above("/", "/models")
+	lib.above("/home", "/home/*/models")
+	lib.above("/home/x", "/home/*/models")
+	not lib.above("/home/x/models", "/home/*/models")
+	not lib.above("/tmp", "/models")
+}
+
+test_inside_is_literal_containment if {
+	lib.inside("/a/b", "/a")
+	lib.inside("/a", "/a")
+	lib.inside("/a", "/")
+	not lib.inside("/ab", "/a")
+}
+
+test_remote_specs_are_recognised if {
+	lib.is_remote_spec("host:/srv")
+	lib.is_remote_spec("user@host:x")
+	lib.is_remote_spec("s3://bucket/k")
+	not lib.is_remote_spec("/tmp/a:b")
+	not lib.is_remote_spec("if=/x:y")
+	not lib.is_remote_spec("./a:b")
+	lib.remote_path("host:/srv/x") == "/srv/x"
+	lib.remote_path("s3://b/k") == "s3://b/k"
+}
+
+test_output_targets_ignore_dev_null_and_stderr if {
+	c := lib.commands[0] with input as t.shell([t.redirect(t.redirect(t.cmd(["cat", "x"]), ">", "/dev/null"), ">>", "/tmp/o")])
+	lib.output_targets(c) == {"/tmp/o"}
+	lib.output_leaves(c)
+}
+
+test_stderr_redirect_is_not_an_output_target if {
+	r := {"op": ">", "fd": 2, "target": "/tmp/err", "target_abs": "/tmp/err", "body": ""}
+	c := {"redirects": [r], "pipeline": null, "cwd": "/"}
+	count(lib.output_targets(c)) == 0
+	not lib.output_leaves(c)
+}
+
+test_copy_destinations_and_sources if {
+	lib.copy_destinations({"args": ["-r", "a", "b", "c"], "positionals": ["a", "b", "c"]}) == {"c"}
+	lib.copy_destinations({"args": ["-t", "d", "a"], "positionals": ["d", "a"]}) == {"d"}
+	lib.copy_sources({"args": ["-t", "d", "a"], "positionals": ["d", "a"]}) == ["a"]
+	lib.copy_destinations({"args": ["a"], "positionals": ["a"]}) == set()
+}
+
+test_tar_creates_recognises_create_modes if {
+	lib.tar_creates({"args": ["czf", "x.tgz", "d"]})
+	lib.tar_creates({"args": ["-cvf", "x.tar", "d"]})
+	lib.tar_creates({"args": ["--create", "-f", "x.tar", "d"]})
+	not lib.tar_creates({"args": ["-xzf", "x.tgz", "-C", "d"]})
+	not lib.tar_creates({"args": ["tvf", "x.tar"]})
+}
+
+# --- the agent ------------------------------------------------------------------------------
+
+test_agent_homes_default_to_site_data if {
+	homes := lib.agent_homes with input as t.shell([])
+	homes == {"/home/agent/WorkSpace/Agent"}
+}
+
+test_context_agent_home_overrides_site_data if {
+	homes := lib.agent_homes with input as t.shell_ctx([], {"agent_home": "/srv/bot/"})
+	homes == {"/srv/bot"}
+	homes2 := lib.agent_homes with input as t.shell_ctx([], {"agent_home": ["/a", "~/b"]})
+	homes2 == {"/a", "/home/agent/b"}
+}
+
+test_sibling_copies_of_the_home_are_recognised if {
+	lib.sibling_copy_roots("/home/agent/WorkSpace/Agent_new/x/y.py") == {"/home/agent/WorkSpace/Agent_new"} with input as t.shell([])
+	lib.in_sibling_copy("/home/agent/WorkSpace/Agent2") with input as t.shell([])
+	not lib.in_sibling_copy("/home/agent/WorkSpace/Agent/x") with input as t.shell([])
+	not lib.in_sibling_copy("/home/agent/WorkSpace/Other") with input as t.shell([])
+}
+
+test_two_homes_are_not_copies_of_each_other if {
+	inp := t.shell_ctx([], {"agent_home": ["/w/Agent", "/w/Agent2"]})
+	not lib.in_sibling_copy("/w/Agent2/start.py") with input as inp
+	lib.in_sibling_copy("/w/Agent3/start.py") with input as inp
+}
+
+test_home_relations if {
+	lib.inside_home("/home/agent/WorkSpace/Agent/src") with input as t.shell([])
+	lib.above_home("/home/agent") with input as t.shell([])
+	not lib.above_home("/home/agent/WorkSpace/Agent") with input as t.shell([])
+}
+
+# --- URLs -----------------------------------------------------------------------------------
+
+test_local_urls_are_recognised if {
+	lib.is_local_url("http://localhost:8002/chat")
+	lib.is_local_url("http://127.0.0.1:8002/chat")
+	lib.is_local_url("https://user@[::1]:8002/x")
+	lib.is_local_url("localhost:8002/chat")
+	lib.is_local_url(":8002/chat")
+	lib.is_local_url("http://0.0.0.0")
+	not lib.is_local_url("https://api.example.com/chat")
+	not lib.is_local_url("{\"message\": \"x\"}")
+}
+
+# --- API calls and violations ---------------------------------------------------------------
+
+test_api_calls_are_normalised if {
+	inp := t.python([t.api_kw("f", ["a", 1], {"k": "v"}), {"function": 3}, "x"], [])
+	calls := lib.api_calls with input as inp
+	count(calls) == 1
+	lib.api_strings(calls[0]) == {"a", "v"}
+	lib.api_arg(calls[0], 1, "n") == 1
+	lib.api_arg(calls[0], 5, "k") == "v"
+}
+
+test_api_abs_uses_the_call_cwd if {
+	lib.api_abs("x/y") == "/home/agent/x/y" with input as t.python([], [])
+	lib.api_abs("/a/./b") == "/a/b" with input as t.python([], [])
+}
+
+test_violation_action_defaults_to_deny_and_follows_rule_actions if {
+	lib.violation("weights.copy", "m") == {"rule": "weights.copy", "family": "weights", "action": "deny", "message": "m"}
+	lib.action("evasion.opaque") == "ask"
+	lib.action("weights.copy") == "warn" with data.gatekeeper.rule_actions as {"weights.copy": "warn"}
+}
+
+test_hit_names_the_candidate_host if {
+	c := lib.commands[0] with input as t.shell([t.candidate(t.cmd(["rm", "x"]), "vim")])
+	h := lib.hit(c, "x.y", "m")
+	h.candidate
+	h.host == "vim"
+}

@@ -1,0 +1,302 @@
+# Model weights leaving their place: copied, moved, linked, archived, compressed, split,
+# encoded, streamed into a file or a pipe, uploaded, or copied by interpreter code.
+# Reading weights in place (ls, du, stat, sha256sum, `cat` to the terminal, an eval script
+# given `--model /models/x`) is allowed.
+#
+# A path is weights when it has a weight file name (data.gatekeeper.weights.extensions,
+# bin_name_patterns), lies under a protected location or an agent's weights directory, or
+# lies above one (copying /home/agent/WorkSpace/Agent copies its local_model_weights).
+package gatekeeper.weights
+
+import data.gatekeeper.lib
+
+# Findings on every command, candidates included; see lib.hit.
+hits contains lib.hit(c, "weights.copy", message) if {
+	some c in lib.commands
+	copies(c)
+	some source in lib.copy_source_paths(c)
+	is_weights(source)
+	message := sprintf("%s copies model weights %s to %s", [c.name, source, lib.copy_destination_text(c)])
+}
+
+hits contains lib.hit(c, "weights.copy", message) if {
+	some c in lib.commands
+	c.name == "dd"
+	some source in dd_inputs(c)
+	is_weights(source)
+	message := sprintf("dd copies model weights %s", [source])
+}
+
+hits contains lib.hit(c, "weights.archive", message) if {
+	some c in lib.commands
+	archives(c)
+	some p in read_paths(c)
+	is_weights(p)
+	message := sprintf("%s archives model weights %s", [c.name, p])
+}
+
+hits contains lib.hit(c, "weights.archive", message) if {
+	some c in lib.commands
+	compresses(c)
+	some p in read_paths(c)
+	is_weights(p)
+	message := sprintf("%s compresses model weights %s", [c.name, p])
+}
+
+hits contains lib.hit(c, "weights.split", message) if {
+	some c in lib.commands
+	c.name in data.gatekeeper.weights.split_programs
+	some p in read_paths(c)
+	is_weights(p)
+	message := sprintf("%s splits model weights %s into pieces", [c.name, p])
+}
+
+hits contains lib.hit(c, "weights.encode", message) if {
+	some c in lib.commands
+	c.name in data.gatekeeper.weights.encode_programs
+	some p in read_paths(c)
+	is_weights(p)
+	message := sprintf("%s encodes model weights %s", [c.name, p])
+}
+
+hits contains lib.hit(c, "weights.stream", message) if {
+	some c in lib.commands
+	c.name in data.gatekeeper.weights.stream_programs
+	writes_elsewhere(c)
+	some p in read_paths(c)
+	is_weights(p)
+	message := sprintf("%s streams model weights %s into %s", [c.name, p, sink(c)])
+}
+
+# Any other program fed weights on standard input whose output leaves the terminal.
+hits contains lib.hit(c, "weights.stream", message) if {
+	some c in lib.commands
+	not has_weights_rule(c)
+	lib.output_leaves(c)
+	some p in lib.input_sources(c)
+	is_weights(p)
+	message := sprintf("%s streams model weights %s into %s", [c.name, p, sink(c)])
+}
+
+hits contains lib.hit(c, "weights.upload", message) if {
+	some c in lib.commands
+	some ref in upload_files(c)
+	is_weights(ref)
+	message := sprintf("%s uploads model weights %s", [c.name, ref])
+}
+
+hits contains lib.hit(c, "weights.upload", message) if {
+	some c in lib.commands
+	c.name in data.gatekeeper.lib.network_programs
+	some p in (lib.input_sources(c) | socat_files(c))
+	is_weights(p)
+	message := sprintf("%s sends model weights %s over the network", [c.name, p])
+}
+
+hits contains lib.hit(c, "weights.upload", message) if {
+	some c in lib.commands
+	subs := data.gatekeeper.weights.upload_subcommands[c.name]
+	lib.has_subcommand(c, subs)
+	some p in lib.all_paths(c)
+	is_weights(p)
+	message := sprintf("%s transfers model weights %s", [c.name, p])
+}
+
+# Non-candidate findings become violations; evasion reports the candidate ones.
+violations contains h.violation if {
+	some h in hits
+	not h.candidate
+}
+
+# Interpreter code: a copy function given weights, or weights opened while something is written.
+violations contains lib.violation("weights.python", message) if {
+	some a in lib.api_calls
+	a.function in data.gatekeeper.weights.python_copy_functions
+	some s in lib.api_strings(a)
+	is_weights(lib.api_abs(s))
+	message := sprintf("%s copies model weights %s", [a.function, s])
+}
+
+violations contains lib.violation("weights.python", message) if {
+	some a in lib.api_calls
+	a.function in data.gatekeeper.weights.python_open_functions
+	path := lib.api_arg(a, 0, "file")
+	is_string(path)
+	is_weights(lib.api_abs(path))
+	some w in lib.api_calls
+	python_writes(w)
+	w != a
+	message := sprintf("%s reads model weights %s and %s writes them out", [a.function, path, w.function])
+}
+
+violations contains lib.violation("weights.file_write", message) if {
+	lib.call.tool == "file_write"
+	some p in lib.array_field(lib.facts, "writes")
+	is_string(p)
+	is_weights(p)
+	message := sprintf("file_write writes to model weights %s", [p])
+}
+
+# --- what is weights ------------------------------------------------------------------------
+
+# Where weights live: the protected locations (`~` expanded) and each agent home's weights dirs.
+protected_patterns := lib.expand_all(data.gatekeeper.weights.protected_paths) | {lib.child(h, d) |
+	some h in lib.agent_homes
+	some d in data.gatekeeper.weights.dir_names
+}
+
+is_weights(p) if weight_file_name(p)
+
+is_weights(p) if {
+	not text_file(p)
+	some pattern in protected_patterns
+	lib.under(p, pattern)
+}
+
+is_weights(p) if {
+	p != ""
+	some pattern in protected_patterns
+	lib.above(p, pattern)
+}
+
+is_weights(p) if {
+	not text_file(p)
+	some segment in split(p, "/")
+	segment in data.gatekeeper.weights.dir_names
+}
+
+weight_file_name(p) if {
+	some ext in data.gatekeeper.weights.extensions
+	endswith(lower(p), ext)
+}
+
+weight_file_name(p) if {
+	some pattern in data.gatekeeper.weights.bin_name_patterns
+	glob.match(pattern, [], lower(lib.basename(p)))
+}
+
+# Configs, tokenizers' JSON, READMEs: not weights even under a protected location.
+text_file(p) if {
+	some ext in data.gatekeeper.weights.text_extensions
+	endswith(lower(p), ext)
+}
+
+# --- what a command does with files ---------------------------------------------------------
+
+copies(c) if c.name in data.gatekeeper.lib.copy_programs
+
+# A hard link is a second name for the same data; a symbolic link is not a copy.
+copies(c) if {
+	c.name in data.gatekeeper.lib.link_programs
+	not symbolic_link(c)
+}
+
+symbolic_link(c) if lib.has_option(c, ["-s", "--symbolic"])
+
+symbolic_link(c) if lib.has_letter(c, ["s"])
+
+dd_inputs(c) := {lib.abs(c, substring(a, 3, -1)) | some a in c.args; startswith(a, "if=")} | lib.input_sources(c)
+
+archives(c) if {
+	c.name in {"tar", "bsdtar", "gtar"}
+	lib.tar_creates(c)
+}
+
+archives(c) if {
+	c.name in data.gatekeeper.lib.archive_programs
+	not c.name in {"tar", "bsdtar", "gtar"}
+	not data.gatekeeper.lib.archive_create_subcommands[c.name]
+}
+
+archives(c) if {
+	subs := data.gatekeeper.lib.archive_create_subcommands[c.name]
+	count(c.positionals) > 0
+	c.positionals[0] in subs
+}
+
+compresses(c) if {
+	c.name in data.gatekeeper.lib.compress_programs
+	not lib.has_option(c, data.gatekeeper.lib.decompress_flags)
+	not lib.has_letter(c, data.gatekeeper.lib.decompress_letters)
+}
+
+# Everything the command reads: its file operands, what find/xargs hand it, its standard input.
+read_paths(c) := lib.all_paths(c) | lib.input_sources(c)
+
+writes_elsewhere(c) if lib.output_leaves(c)
+
+writes_elsewhere(c) if {
+	c.name == "tee"
+	count(c.positionals) > 0
+}
+
+sink(c) := "a pipe" if {
+	lib.piped_onward(c)
+} else := concat(", ", sort([t | some t in lib.output_targets(c)])) if {
+	count(lib.output_targets(c)) > 0
+} else := concat(", ", [lib.abs(c, p) | some p in c.positionals])
+
+# Programs a dedicated weights rule already judges.
+has_weights_rule(c) if c.name in data.gatekeeper.weights.stream_programs
+
+has_weights_rule(c) if c.name in data.gatekeeper.weights.encode_programs
+
+has_weights_rule(c) if c.name in data.gatekeeper.weights.split_programs
+
+has_weights_rule(c) if c.name in data.gatekeeper.lib.compress_programs
+
+has_weights_rule(c) if c.name in data.gatekeeper.lib.archive_programs
+
+has_weights_rule(c) if c.name in data.gatekeeper.lib.network_programs
+
+has_weights_rule(c) if copies(c)
+
+has_weights_rule(c) if c.name == "dd"
+
+# Files an HTTP client sends: `-T F`, `-F name=@F`, `--data-binary @F`, `--post-file=F`,
+# httpie's `name@F` / `@F`; `-` (standard input) stands for the input redirect.
+upload_files(c) := ({lib.abs(c, f) |
+	flags := data.gatekeeper.weights.upload_flags[c.name]
+	some v in lib.option_values(c, flags)
+	f := upload_file_ref(v)
+	f != "-"
+} | {p |
+	flags := data.gatekeeper.weights.upload_flags[c.name]
+	some v in lib.option_values(c, flags)
+	upload_file_ref(v) == "-"
+	some p in lib.input_sources(c)
+}) | {lib.abs(c, f) |
+	c.name in data.gatekeeper.lib.http_clients
+	not data.gatekeeper.weights.upload_flags[c.name]
+	some a in c.positionals
+	contains(a, "@")
+	not lib.looks_like_url(a)
+	f := substring(a, indexof(a, "@") + 1, -1)
+	f != ""
+}
+
+# `@file;type=x` / `<file` / `name=@file` → file; a plain value is the value itself.
+upload_file_ref(v) := split(substring(v, indexof(v, "@") + 1, -1), ";")[0] if {
+	contains(v, "@")
+} else := split(substring(v, indexof(v, "<") + 1, -1), ";")[0] if {
+	contains(v, "<")
+} else := v
+
+# socat addresses naming files: `FILE:/models/x`, `OPEN:/models/x,rdonly`, `/models/x`.
+socat_files(c) := {lib.abs(c, part) |
+	c.name == "socat"
+	some a in c.positionals
+	some piece in split(a, ",")
+	some part in split(piece, ":")
+	part != ""
+	regex.match(`^[/~.]`, part)
+}
+
+python_writes(w) if w.function in data.gatekeeper.weights.python_write_functions
+
+python_writes(w) if {
+	w.function in data.gatekeeper.weights.python_open_functions
+	mode := lib.api_arg(w, 1, "mode")
+	is_string(mode)
+	regex.match(`[wax+]`, mode)
+}
