@@ -8,11 +8,12 @@ from __future__ import annotations
 import typer
 
 from gatekeeper._version import __version__
-from gatekeeper.cli import audit, lab, opa
+from gatekeeper.cli import approvals, audit, lab, opa
 from gatekeeper.cli.analyse import analyse
 from gatekeeper.cli.check import check
 from gatekeeper.cli.eval import evaluate
 from gatekeeper.cli.run import exec_command
+from gatekeeper.cli.serve import serve
 
 app = typer.Typer(
     name="gatekeeper",
@@ -25,6 +26,8 @@ app.command("check")(check)
 app.command("exec", context_settings={"allow_interspersed_args": False})(exec_command)
 app.command("analyse")(analyse)
 app.add_typer(audit.app, name="audit")
+app.command("serve")(serve)
+app.add_typer(approvals.app, name="approvals")
 app.add_typer(lab.app, name="lab")
 app.command("eval")(evaluate)
 app.add_typer(opa.app, name="opa")

@@ -1,0 +1,146 @@
+"""``gatekeeper serve``: run the mediation service (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated, Any, Literal
+
+import structlog
+import typer
+
+from gatekeeper.cli.options import (
+    AgentHome,
+    AuditLogPath,
+    ConfigFile,
+    EngineName,
+    ModeOption,
+    OpaTimeout,
+    OpaUrl,
+    PoliciesDir,
+    fail,
+)
+from gatekeeper.errors import GatekeeperError
+
+
+def serve(
+    config_file: ConfigFile = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default 8700).", min=0, max=65535)] = None,
+    approvals: Annotated[
+        bool | None,
+        typer.Option(
+            "--approvals/--no-approvals", help="Let an admin approve ask decisions (needs an admin token)."
+        ),
+    ] = None,
+    on_ask: Annotated[
+        str | None,
+        typer.Option("--on-ask", help="With approvals: wait (block /v1/execute) or pending (202)."),
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Threads deciding calls.", min=1)] = None,
+    max_body: Annotated[
+        int | None, typer.Option("--max-body", help="Request body limit, bytes.", min=1024)
+    ] = None,
+    access_log: Annotated[
+        bool | None, typer.Option("--access-log/--no-access-log", help="Log every request (JSON, stderr).")
+    ] = None,
+    policies: PoliciesDir = None,
+    engine: EngineName = None,
+    opa_url: OpaUrl = None,
+    opa_timeout: OpaTimeout = None,
+    mode: ModeOption = None,
+    agent_home: AgentHome = None,
+    audit_log: AuditLogPath = None,
+) -> None:
+    """Serve the HTTP API: /v1/decide, /v1/execute, /v1/data/gatekeeper/decision, approvals, /metrics.
+
+    Tokens come from the config file's [server] section or GATEKEEPER_AGENT_TOKENS and
+    GATEKEEPER_ADMIN_TOKENS (comma-separated). Without an agent token the server only listens on a
+    loopback address.
+    """
+    import uvicorn  # noqa: PLC0415 - only this command needs the server stack
+
+    from gatekeeper.server import Service, create_app, load_service_config  # noqa: PLC0415
+
+    server_overrides: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "threads": threads,
+        "max_body_bytes": max_body,
+        "access_log": access_log,
+    }
+    try:
+        config = load_service_config(
+            config_file,
+            core_overrides={
+                "policies_dir": policies,
+                "engine": engine,
+                "opa_url": opa_url,
+                "opa_timeout_s": opa_timeout,
+                "mode": mode,
+                "agent_home": agent_home,
+                "audit_log": audit_log,
+            },
+            server_overrides=server_overrides,
+        )
+        if approvals is not None or on_ask is not None:
+            update: dict[str, Any] = {}
+            if approvals is not None:
+                update["enabled"] = approvals
+            if on_ask is not None:
+                if on_ask not in ("wait", "pending"):
+                    raise fail("--on-ask must be wait or pending")
+                update["on_ask"] = on_ask
+            config.server.approvals = config.server.approvals.model_copy(update=update)
+        config.check()
+        configure_logging()
+        service = Service(config)
+    except GatekeeperError as error:
+        raise fail(error) from error
+    settings = config.server
+    structlog.get_logger("gatekeeper.server").info(
+        "server_starting",
+        host=settings.host,
+        port=settings.port,
+        engine=service.engine.name,
+        policy_revision=service.engine.revision,
+        mode=config.core.mode.value if config.core.mode else None,
+        audit_log=str(service.audit.path),
+        agent_auth="token" if settings.agent_tokens else "open (loopback only)",
+        admin_api="enabled" if settings.admin_tokens else "disabled",
+        headless=service.headless,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(service),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,  # gatekeeper logs requests itself, as structured events
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    try:
+        server.run()
+    finally:
+        service.close()
+        structlog.get_logger("gatekeeper.server").info("server_stopped")
+
+
+def configure_logging(level: Literal["info", "warning"] = "info") -> None:
+    """Structured JSON log lines on stderr for the service's own events."""
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.INFO if level == "info" else logging.WARNING
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )

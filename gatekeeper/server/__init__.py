@@ -1,0 +1,12 @@
+"""The mediation service: FastAPI over ``Gatekeeper.decide`` with sessions, approvals, auth and metrics.
+
+config   ServerSettings / ServiceConfig: the ``server`` section of the config file
+service  Service: decide (with sessions), execute, approvals, reload; no HTTP
+app      create_app(service) -> FastAPI, routes in agent_api / admin_api, plumbing in http
+"""
+
+from gatekeeper.server.app import create_app
+from gatekeeper.server.config import ServerSettings, ServiceConfig, load_service_config
+from gatekeeper.server.service import Service
+
+__all__ = ["ServerSettings", "Service", "ServiceConfig", "create_app", "load_service_config"]

@@ -1,0 +1,112 @@
+"""The admin routes: list and resolve approvals, reload policies. Every one needs an admin token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from gatekeeper.errors import ErrorCode, GatekeeperError, PolicyLoadError
+from gatekeeper.server.agent_api import run_in_executor_thread
+from gatekeeper.server.approvals import Approval, ApprovalError, Verdict
+from gatekeeper.server.http import ApiContext, ApiError, BodyTooLarge, json_response, log
+
+STATUSES = ("pending", "approved", "denied", "expired")
+_VERDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["action"],
+                    "properties": {"action": {"enum": ["approve", "deny"]}, "reason": {"type": "string"}},
+                }
+            }
+        },
+    }
+}
+
+
+class AdminApi:
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+        self.service = ctx.service
+        self._background: set[asyncio.Task[None]] = set()
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=["admin"])
+        router.add_api_route("/v1/approvals", self.list_approvals, methods=["GET"])
+        router.add_api_route(
+            "/v1/approvals/{approval_id}", self.resolve, methods=["POST"], openapi_extra=_VERDICT_BODY
+        )
+        router.add_api_route("/v1/admin/reload", self.reload, methods=["POST"])
+        return router
+
+    async def list_approvals(self, request: Request, status: str | None = None) -> Response:
+        """Approvals, oldest first; ``?status=pending`` for those waiting for a verdict."""
+        self.ctx.authorise(request, "admin")
+        if status is not None and status not in STATUSES:
+            raise ApiError(400, ErrorCode.INVALID_INPUT, f"status must be one of {', '.join(STATUSES)}")
+        approvals = self.service.approvals.list(status)
+        return json_response(200, {"approvals": [approval.public() for approval in approvals]})
+
+    async def resolve(self, request: Request, approval_id: str) -> Response:
+        """Approve or deny a pending approval: ``{"action": "approve"|"deny", "reason": "..."}``."""
+        principal = self.ctx.authorise(request, "admin")
+        try:
+            body = json.loads(await self.ctx.read_body(request))
+        except BodyTooLarge as error:
+            raise ApiError(413, ErrorCode.PAYLOAD_TOO_LARGE, error.message) from None
+        except ValueError as error:
+            raise ApiError(400, ErrorCode.INVALID_INPUT, f"request body is not valid JSON: {error}") from None
+        action = body.get("action") if isinstance(body, dict) else None
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if action not in ("approve", "deny") or not isinstance(reason, str | None):
+            message = 'request body must be {"action": "approve" or "deny", "reason": "optional text"}'
+            raise ApiError(400, ErrorCode.INVALID_INPUT, message)
+        verdict: Verdict = "approve" if action == "approve" else "deny"
+        try:
+            approval = await anyio.to_thread.run_sync(
+                lambda: self.service.approvals.resolve(approval_id, verdict, by=principal.name, reason=reason)
+            )
+        except ApprovalError as error:
+            raise ApiError(
+                404 if error.code == ErrorCode.NOT_FOUND else 409, error.code, error.message
+            ) from None
+        log.info("approval_resolved", approval_id=approval_id, status=approval.status, by=principal.name)
+        if approval.status == "approved" and approval.on_ask == "pending":
+            # Nobody is waiting on the request: gatekeeper runs the command now and keeps the result.
+            task = asyncio.get_running_loop().create_task(self._run_approved(approval))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return json_response(200, approval.public())
+
+    async def reload(self, request: Request) -> Response:
+        """Re-read and compile the policies; on failure the running revision stays."""
+        self.ctx.authorise(request, "admin")
+        engine = self.service.engine
+        if not engine.can_reload:
+            message = f"the {engine.name} engine cannot be reloaded by gatekeeper: reload the engine itself"
+            raise ApiError(409, ErrorCode.NOT_SUPPORTED, message)
+        try:
+            previous, current = await anyio.to_thread.run_sync(self.service.reload)
+        except PolicyLoadError as error:
+            raise ApiError(422, error.code, f"{error.message} (still serving {engine.revision})") from None
+        body = {"previous_revision": previous, "revision": current, "changed": previous != current}
+        return json_response(200, body)
+
+    async def _run_approved(self, approval: Approval) -> None:
+        approval.execution = {"state": "running"}
+        try:
+            result = await run_in_executor_thread(self.ctx, approval.call, approval.decision, approval)
+        except GatekeeperError as error:
+            approval.execution = {
+                "state": "failed",
+                "error": {"code": str(error.code), "message": error.message},
+            }
+            return
+        approval.execution = {"state": "finished", "result": result.model_dump(mode="json")}

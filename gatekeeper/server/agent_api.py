@@ -1,0 +1,224 @@
+"""The agent-facing routes: decide, execute, the OPA-compatible Data API, sessions, approval polling.
+
+Nothing here can change policies, modes or the audit log: an agent's token only asks for decisions.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from gatekeeper.errors import ErrorCode, ExecutionError
+from gatekeeper.models import Decision, ExecResult, Outcome, ToolCall
+from gatekeeper.server.approvals import Approval, ApprovalError
+from gatekeeper.server.http import (
+    ApiContext,
+    ApiError,
+    BodyTooLarge,
+    decision_error,
+    dump,
+    json_response,
+    log,
+)
+from gatekeeper.server.service import Decided
+
+_TOOL_CALL_SCHEMA = ToolCall.model_json_schema()
+_CALL_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": _TOOL_CALL_SCHEMA}}}
+}
+_DATA_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object", "properties": {"input": _TOOL_CALL_SCHEMA}}}
+        },
+    }
+}
+
+
+class AgentApi:
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+        self.service = ctx.service
+        self.settings = ctx.service.settings
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=["agent"])
+        router.add_api_route("/v1/decide", self.decide, methods=["POST"], openapi_extra=_CALL_BODY)
+        router.add_api_route("/v1/execute", self.execute, methods=["POST"], openapi_extra=_CALL_BODY)
+        router.add_api_route(
+            "/v1/data/gatekeeper/decision", self.data_api, methods=["POST"], openapi_extra=_DATA_BODY
+        )
+        router.add_api_route("/v1/sessions/{session_id}", self.session, methods=["GET"])
+        router.add_api_route("/v1/approvals/{approval_id}", self.approval, methods=["GET"])
+        return router
+
+    # -- routes ------------------------------------------------------------------------------------
+
+    async def decide(self, request: Request) -> Response:
+        """Decide one ToolCall; nothing runs. 200 with the Decision (a deny too); 400 for invalid input."""
+        self.ctx.authorise(request, "agent")
+        decided = await self._decide(request, await self._read_call(request))
+        if decided.call is None:
+            raise _invalid_call(request, decided.decision)
+        return Response(decided.decision.model_dump_json(), media_type="application/json")
+
+    async def data_api(self, request: Request) -> Response:
+        """OPA's Data API shape: ``{"input": ToolCall}`` → ``{"result": Decision, "decision_id": ...}``.
+
+        As with OPA, any JSON object is evaluated and answered 200: an absent or invalid ``input``
+        yields a deny decision; only a body that is not a JSON object is a 400.
+        """
+        self.ctx.authorise(request, "agent")
+        raw = await self._read_call(request)
+        if not isinstance(raw, dict):
+            message = 'request body must be a JSON object {"input": ...}'
+            decision = await self.ctx.in_thread(self.service.reject, raw, ErrorCode.INVALID_INPUT, message)
+            raise decision_error(request, 400, ErrorCode.INVALID_INPUT, message, decision)
+        decision = (await self._decide(request, raw.get("input"))).decision
+        body = f'{{"result":{decision.model_dump_json()},"decision_id":{json.dumps(decision.decision_id)}}}'
+        return Response(body, media_type="application/json")
+
+    async def execute(self, request: Request) -> Response:
+        """Decide, and if allowed run the shell command: 200 ran, 403 blocked, 202 awaiting approval."""
+        self.ctx.authorise(request, "agent")
+        if not self.settings.execute_enabled:
+            raise ApiError(403, ErrorCode.FORBIDDEN, "/v1/execute is disabled on this server; use /v1/decide")
+        raw = await self._read_call(request)
+        if isinstance(raw, dict) and raw.get("tool") == "shell" and not raw.get("cwd"):
+            # Analyse and run in the same directory: the server's, when the caller names none.
+            raw = {**raw, "cwd": self.service.default_cwd}
+        decided = await self._decide(request, raw)
+        call, decision = decided.call, decided.decision
+        if call is None:
+            raise _invalid_call(request, decision)
+        if call.tool != "shell":
+            message = f"/v1/execute runs shell calls only; this {call.tool} call was decided but not run"
+            raise ApiError(422, ErrorCode.NOT_SUPPORTED, message, decision=dump(decision))
+        if decision.blocked:
+            if decision.decision is Outcome.ASK and not self.service.headless:
+                return await self._ask(call, decision)
+            raise ApiError(403, ErrorCode.BLOCKED, blocked_message(decision), decision=dump(decision))
+        return await self._run(call, decision)
+
+    async def session(self, request: Request, session_id: str) -> Response:
+        """The session's recent calls and decisions, as the policies see them."""
+        self.ctx.authorise(request, "agent")
+        snapshot = self.service.sessions.snapshot(session_id)
+        if snapshot is None:
+            message = f"no session {session_id} (never seen, or forgotten after being idle)"
+            raise ApiError(404, ErrorCode.NOT_FOUND, message)
+        return json_response(200, snapshot)
+
+    async def approval(self, request: Request, approval_id: str) -> Response:
+        """One approval: its status and, once approved and run, the command's result."""
+        principal = self.ctx.authorise(request, "agent")
+        approval = self.service.approvals.get(approval_id)
+        if approval is None:
+            raise ApiError(404, ErrorCode.NOT_FOUND, f"no approval {approval_id}")
+        return json_response(200, approval.public(full=principal.role == "admin"))
+
+    # -- steps -------------------------------------------------------------------------------------
+
+    async def _read_call(self, request: Request) -> Any:
+        """The JSON body of a decision route; unreadable or oversize bodies become audited denies."""
+        try:
+            body = await self.ctx.read_body(request)
+        except BodyTooLarge as error:
+            raw = {
+                "request": {"path": request.url.path, "content_length": request.headers.get("content-length")}
+            }
+            decision = await self.ctx.in_thread(
+                self.service.reject, raw, ErrorCode.PAYLOAD_TOO_LARGE, error.message
+            )
+            raise decision_error(request, 413, ErrorCode.PAYLOAD_TOO_LARGE, error.message, decision) from None
+        try:
+            return json.loads(body)
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+            message = f"request body is not valid JSON: {error}"
+            raw = {"request": {"path": request.url.path, "body": body[:512].decode("utf-8", "replace")}}
+            decision = await self.ctx.in_thread(self.service.reject, raw, ErrorCode.INVALID_INPUT, message)
+            raise decision_error(request, 400, ErrorCode.INVALID_INPUT, message, decision) from None
+
+    async def _decide(self, request: Request, raw: Any) -> Decided:
+        decided: Decided = await self.ctx.in_thread(self.service.decide, raw)
+        request.state.decision_id = decided.decision.decision_id
+        return decided
+
+    async def _run(self, call: ToolCall, decision: Decision, approval: Approval | None = None) -> Response:
+        try:
+            result = await run_in_executor_thread(self.ctx, call, decision, approval)
+        except ExecutionError as error:
+            message = f"the command could not be started: {error.message}"
+            raise ApiError(422, error.code, message, decision=dump(decision)) from None
+        body: dict[str, Any] = {"decision": dump(decision), "result": result.model_dump(mode="json")}
+        notice = mode_notice(decision)
+        if notice:
+            body["notice"] = notice
+        if approval is not None:
+            body["approval"] = approval.public(full=False)
+        return json_response(200, body)
+
+    async def _ask(self, call: ToolCall, decision: Decision) -> Response:
+        """An ``ask`` with an approver configured: wait for the verdict, or answer 202 at once."""
+        try:
+            approval = self.service.approvals.create(call, decision)
+        except ApprovalError as error:
+            message = f"{blocked_message(decision)} ({error.message})"
+            raise ApiError(403, error.code, message, decision=dump(decision)) from None
+        log.info("approval_requested", approval_id=approval.id, session_id=call.session_id)
+        if self.settings.approvals.on_ask == "pending":
+            message = (
+                f"{decision.explain()}: waiting for a human's approval (id {approval.id}). Poll "
+                f"GET /v1/approvals/{approval.id}; once approved, gatekeeper runs the command and the "
+                "approval carries its result."
+            )
+            body = {
+                "code": ErrorCode.APPROVAL_PENDING,
+                "message": message,
+                "decision": dump(decision),
+                "approval": approval.public(full=False),
+            }
+            return json_response(202, body)
+        status = await self.service.approvals.wait(approval, self.settings.approvals.wait_s)
+        if status == "approved":
+            return await self._run(call, decision, approval)
+        code = ErrorCode.APPROVAL_DENIED if status == "denied" else ErrorCode.APPROVAL_EXPIRED
+        why = f": {approval.reason}" if approval.reason else ""
+        message = f"{decision.explain()}; approval {status}{why}. The command was not run."
+        raise ApiError(403, code, message, decision=dump(decision), approval=approval.public(full=False))
+
+
+async def run_in_executor_thread(
+    ctx: ApiContext, call: ToolCall, decision: Decision, approval: Approval | None
+) -> ExecResult:
+    """``Service.execute`` on a thread of the execution pool (commands may run for a long time)."""
+    result: ExecResult = await anyio.to_thread.run_sync(
+        lambda: ctx.service.execute(call, decision, approval=approval), limiter=ctx.exec_limiter
+    )
+    return result
+
+
+def blocked_message(decision: Decision) -> str:
+    """The refusal as the model reads it: which rule, why, and that nothing ran."""
+    return f"{decision.explain()} [decision {decision.decision_id}]. The command was not run."
+
+
+def mode_notice(decision: Decision) -> str | None:
+    """What an allowed call must still be told: a warning, or what dry-run would have blocked."""
+    policy = decision.policy_decision
+    if policy is not None and policy.blocked and decision.mode.value == "dry-run":
+        reasons = "; ".join(f"{v.rule}: {v.message}" for v in decision.violations) or "no rule named"
+        return f"dry-run: in enforce mode this call would be {policy.value} ({reasons})"
+    if decision.decision is Outcome.WARN:
+        return decision.explain()
+    return None
+
+
+def _invalid_call(request: Request, decision: Decision) -> ApiError:
+    message = decision.error.message if decision.error else "invalid tool call"
+    return decision_error(request, 400, ErrorCode.INVALID_INPUT, message, decision)

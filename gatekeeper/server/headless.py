@@ -1,0 +1,65 @@
+"""With nobody to approve, ``ask`` is ``deny``: a PolicyEngine layer that makes it so.
+
+The policies see ``context.headless`` and normally turn ``ask`` into ``deny`` themselves; this layer is
+the service's guarantee when they do not. It rewrites the engine's answer *before* it becomes a
+Decision, so the audit record, the metrics and the caller all see the same ``deny``. The policy's own
+``ask`` violations stay in the decision, and one more names the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gatekeeper.errors import PolicyLoadError
+from gatekeeper.policy.engine import PolicyEngine
+
+HEADLESS_RULE = "gatekeeper.headless_ask"
+HEADLESS_MESSAGE = "this call needs a human's approval and no approver is configured, so ask is deny"
+
+
+class HeadlessAskEngine:
+    """Wraps ``inner``; when ``headless`` is true an ``ask`` answer becomes ``deny``."""
+
+    def __init__(self, inner: PolicyEngine, *, headless: bool) -> None:
+        self.inner = inner
+        self.headless = headless
+        self.name = inner.name
+
+    @property
+    def revision(self) -> str | None:
+        return self.inner.revision
+
+    def evaluate(self, document: dict[str, Any]) -> Any:
+        result = self.inner.evaluate(document)
+        if self.headless and isinstance(result, dict) and result.get("decision") == "ask":
+            violations = result.get("violations")
+            rewritten = dict(result)
+            rewritten["decision"] = "deny"
+            rewritten["policy_decision"] = "deny"
+            rewritten["headless_rewrote"] = "ask"
+            rewritten["violations"] = [
+                *(violations if isinstance(violations, list) else []),
+                {
+                    "rule": HEADLESS_RULE,
+                    "family": "gatekeeper",
+                    "action": "deny",
+                    "message": HEADLESS_MESSAGE,
+                },
+            ]
+            return rewritten
+        return result
+
+    @property
+    def can_reload(self) -> bool:
+        return callable(getattr(self.inner, "reload", None))
+
+    def reload(self) -> str | None:
+        """Reload the inner engine's policies; PolicyLoadError (old policies kept) if they do not load."""
+        reload = getattr(self.inner, "reload", None)
+        if not callable(reload):
+            raise PolicyLoadError(f"the {self.name} engine cannot reload policies itself")
+        reload()
+        return self.inner.revision
+
+    def close(self) -> None:
+        self.inner.close()

@@ -1,0 +1,183 @@
+"""The service without HTTP: decide (with sessions), execute, approvals, reload, metrics.
+
+Every route in :mod:`gatekeeper.server.app` is a thin shell over one method here, and every method is
+a thin shell over ``Gatekeeper.decide_with_facts`` and ``run_command``: the same core and the same
+executor as ``gatekeeper check`` and ``gatekeeper exec``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from gatekeeper.audit import AuditLog, default_audit_path
+from gatekeeper.core import Gatekeeper, build_engine
+from gatekeeper.errors import AuditError, ErrorCode, ExecutionError, InputError
+from gatekeeper.execute import run_command
+from gatekeeper.models import Decision, ExecResult, ToolCall
+from gatekeeper.policy.engine import PolicyEngine
+from gatekeeper.server.approvals import Approval, ApprovalStore
+from gatekeeper.server.config import ServiceConfig
+from gatekeeper.server.headless import HeadlessAskEngine
+from gatekeeper.server.metrics import ServiceMetrics
+from gatekeeper.server.sessions import SessionStore
+
+log = structlog.get_logger("gatekeeper.server")
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """One decided request: the parsed call (``None`` when the input was not a valid ToolCall)."""
+
+    call: ToolCall | None
+    decision: Decision
+
+
+class Service:
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        engine: PolicyEngine | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self.settings = config.server
+        self.headless = not config.server.approver_configured
+        core = config.core.model_copy(update={"headless": self.headless})
+        self.config = core
+        inner = engine if engine is not None else build_engine(core)
+        self.engine = HeadlessAskEngine(inner, headless=self.headless)
+        audit_log = audit if audit is not None else AuditLog(core.audit_log or default_audit_path())
+        self.gatekeeper = Gatekeeper(core, engine=self.engine, audit=audit_log)
+        self.audit = audit_log
+        self.sessions = SessionStore(config.server.sessions)
+        self.approvals = ApprovalStore(config.server.approvals, on_resolved=self._record_verdict)
+        self.metrics = ServiceMetrics()
+        self.metrics.set_policy(self.engine.revision, self.engine.name)
+        self.metrics.bind_gauges(
+            pending=lambda: float(self.approvals.pending_count()),
+            sessions=lambda: float(self.sessions.stats()[0]),
+            session_bytes=lambda: float(self.sessions.stats()[1]),
+        )
+        self._exec_slots = threading.BoundedSemaphore(config.server.max_concurrent_executions)
+        self.default_cwd = os.getcwd()
+
+    # -- deciding ----------------------------------------------------------------------------------
+
+    def decide(self, raw: Any) -> Decided:
+        """Decide one request body; never raises (bad input and failures are audited denies)."""
+        started = time.perf_counter()
+        try:
+            call = raw if isinstance(raw, ToolCall) else ToolCall.parse(raw)
+        except InputError:
+            decision = self.gatekeeper.decide(raw)  # audits the invalid input as a deny
+            self.metrics.observe_decision(decision, time.perf_counter() - started)
+            return Decided(None, decision)
+        if call.session_id:
+            with self.sessions.hold(call.session_id) as session:
+                decision, facts = self.gatekeeper.decide_with_facts(call, session=session.policy_input)
+                session.record(call, decision, facts)
+        else:
+            decision, _facts = self.gatekeeper.decide_with_facts(call)
+        self.metrics.observe_decision(decision, time.perf_counter() - started)
+        return Decided(call, decision)
+
+    def reject(self, raw: Any, code: ErrorCode, message: str) -> Decision:
+        """An audited deny for a request that is not even a tool call (unreadable, oversize)."""
+        started = time.perf_counter()
+        decision = self.gatekeeper.reject(raw, code, message)
+        self.metrics.observe_decision(decision, time.perf_counter() - started)
+        return decision
+
+    # -- executing ---------------------------------------------------------------------------------
+
+    def execute(self, call: ToolCall, decision: Decision, *, approval: Approval | None = None) -> ExecResult:
+        """Run an allowed (or approved) shell call exactly as analysed; ExecutionError if it cannot start.
+
+        Blocks (run it in a worker thread); at most ``max_concurrent_executions`` run at once.
+        """
+        command = call.arguments.get("command")
+        if call.tool != "shell" or not isinstance(command, str):
+            raise ExecutionError("only shell calls can be executed", code=ErrorCode.NOT_SUPPORTED)
+        if decision.blocked and not _approved(approval, decision):
+            raise ExecutionError("refusing to execute a blocked call")  # a bug upstream, never a run
+        with self._exec_slots:
+            try:
+                result = run_command(command, self.config.exec, cwd=call.cwd or self.default_cwd)
+            except ExecutionError as error:
+                self.metrics.executions.labels("error").inc()
+                self._append_quietly(
+                    {
+                        "decision_id": decision.decision_id,
+                        "error": {"code": error.code, "message": error.message},
+                    },
+                    event="execution_failed",
+                )
+                raise
+        outcome = "timeout" if result.timed_out else ("ok" if result.exit_code == 0 else "nonzero")
+        self.metrics.executions.labels(outcome).inc()
+        self._append_quietly(
+            {
+                "decision_id": decision.decision_id,
+                "session_id": call.session_id,
+                "exit_code": result.exit_code,
+                "timed_out": result.timed_out,
+                "truncated": result.truncated,
+                "duration_ms": result.duration_ms,
+            },
+            event="execution_finished",
+        )
+        return result
+
+    # -- approvals and administration --------------------------------------------------------------
+
+    def _record_verdict(self, approval: Approval) -> None:
+        self.metrics.approvals.labels(approval.status).inc()
+        try:
+            self.audit.append(
+                {
+                    "decision_id": approval.id,
+                    "approval_id": approval.id,
+                    "session_id": approval.call.session_id,
+                    "status": approval.status,
+                    "by": approval.resolved_by,
+                    "reason": approval.reason,
+                },
+                event="approval_resolved",
+            )
+            approval.recorded = True
+        except AuditError as error:
+            log.error("approval_not_recorded", approval_id=approval.id, error=error.message)
+
+    def reload(self) -> tuple[str | None, str | None]:
+        """Reload the policies; (previous, current) revision. PolicyLoadError keeps the old ones."""
+        previous = self.engine.revision
+        current = self.engine.reload()
+        self.metrics.set_policy(current, self.engine.name)
+        self._append_quietly({"previous_revision": previous, "revision": current}, event="policy_reloaded")
+        log.info("policy_reloaded", previous_revision=previous, revision=current)
+        return previous, current
+
+    def _append_quietly(self, fields: dict[str, Any], *, event: str) -> None:
+        try:
+            self.audit.append(fields, event=event)
+        except AuditError as error:
+            log.error("audit_append_failed", audit_event=event, error=error.message)
+
+    def close(self) -> None:
+        self.gatekeeper.close()
+
+
+def _approved(approval: Approval | None, decision: Decision) -> bool:
+    """An ``ask`` may run only with its own approval, approved, and that verdict in the audit log."""
+    return (
+        approval is not None
+        and approval.id == decision.decision_id
+        and approval.status == "approved"
+        and approval.recorded
+    )
