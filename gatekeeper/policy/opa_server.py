@@ -103,6 +103,17 @@ def _http_error_message(url: str, error: requests.exceptions.HTTPError) -> str:
         try:
             payload = response.json()
             detail = f": {payload.get('code', '')} {payload.get('message', '')}".rstrip()
-        except ValueError:
+            detail += _first_opa_error(payload)
+        except (ValueError, AttributeError):
             detail = f": {response.text[:200]}"
     return f"OPA at {url} answered HTTP {status}{detail}"
+
+
+def _first_opa_error(payload: Any) -> str:
+    """OPA's ErrorV1 nests the actual cause (``eval_conflict_error: ...``) in ``errors[]``."""
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
+        return ""
+    first = errors[0]
+    message = " ".join(str(first.get("message", "")).split())
+    return f" ({first.get('code', 'error')}: {message[:300]})"
