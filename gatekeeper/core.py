@@ -153,7 +153,7 @@ class Gatekeeper:
             },
             "metrics": {f"timer_{step}_ns": int(ms * 1e6) for step, ms in decision.timings_ms.items()},
             "bundles": {"gatekeeper": {"revision": decision.policy_revision}},
-            "session_id": (session or {}).get("id") or document["call"].get("session_id"),
+            "session_id": (session or {}).get("id") or _session_id(document["call"]),
             "call_id": decision.id,
             "decision": decision.decision.value,
             "policy_decision": decision.policy_decision.value if decision.policy_decision else None,
@@ -200,6 +200,11 @@ def _call_id(call: Any) -> str | None:
         value = call.get("id")
         return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
     return None
+
+
+def _session_id(call: Any) -> Any:
+    # The call may be anything a client sent (a list, a string): only a mapping has a session.
+    return call.get("session_id") if isinstance(call, Mapping) else None
 
 
 def _ms(seconds: float) -> float:
