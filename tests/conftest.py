@@ -46,3 +46,46 @@ def free_port() -> int:
 @pytest.fixture
 def loopback_port() -> int:
     return free_port()
+
+
+# -- real OPA processes (tests/test_opa_*.py, test_parity.py, test_reload.py, test_bundle.py) -------
+
+
+@pytest.fixture
+def no_opa_left():
+    """Fails the test if it leaves an opa child process behind (running or unreaped)."""
+    from gatekeeper.policy.opa_process import opa_child_pids  # noqa: PLC0415
+
+    before = set(opa_child_pids())
+    yield
+    leftover = set(opa_child_pids()) - before
+    assert not leftover, f"opa processes left behind: {sorted(leftover)}"
+
+
+@pytest.fixture
+def write_policies(tmp_path):
+    """Write a small policy directory: ``write_policies(rego, data=None, name="policies") -> Path``."""
+
+    def write(rego: str, data: dict | None = None, name: str = "policies") -> Path:
+        import json  # noqa: PLC0415 - keeps this helper self-contained
+
+        root = tmp_path / name
+        (root / "gatekeeper").mkdir(parents=True, exist_ok=True)
+        (root / "gatekeeper" / "main.rego").write_text(rego, encoding="utf-8")
+        if data is not None:
+            (root / "data.json").write_text(json.dumps(data), encoding="utf-8")
+        return root
+
+    return write
+
+
+@pytest.fixture(scope="module")
+def opa_server(opa_binary):
+    """The real opa serving the project's policy pack (as a bundle) on a free loopback port."""
+    from gatekeeper.policy.opa_process import ManagedOpa, opa_child_pids  # noqa: PLC0415
+
+    before = set(opa_child_pids())
+    with ManagedOpa(default_policy_dir(), binary=opa_binary) as server:
+        yield server
+    leftover = set(opa_child_pids()) - before
+    assert not leftover, f"opa processes left behind: {sorted(leftover)}"

@@ -38,11 +38,44 @@ class OpaProcessError(EngineUnavailable):
     """The local OPA server could not be started (binary missing, bad policies, port taken)."""
 
 
+def port_is_free(port: int) -> bool:
+    """Whether ``port`` can be bound on loopback now (with SO_REUSEADDR, as Go's listener does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
+
+
 def free_loopback_port() -> int:
     """A loopback TCP port that was free a moment ago (the caller retries if it is taken meanwhile)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((LOOPBACK, 0))
         return int(probe.getsockname()[1])
+
+
+def opa_child_pids(parent: int | None = None) -> list[int]:
+    """Ids of ``opa`` processes whose parent is ``parent`` (default: this process), zombies included.
+
+    Linux only (reads ``/proc``); used to prove that no OPA outlives its owner.
+    """
+    parent = parent or os.getpid()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may itself contain spaces and parentheses.
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if ppid == parent and comm == "opa":
+            found.append(int(entry.name))
+    return found
 
 
 class OpaProcess:
@@ -130,6 +163,9 @@ class OpaProcess:
         for attempt in range(attempts):
             if not self.requested_port:
                 self.port = free_loopback_port()
+            elif not port_is_free(self.port):
+                # Checked first: another server on the port would answer our health check.
+                raise OpaProcessError(f"cannot listen on {LOOPBACK}:{self.port}: address already in use")
             try:
                 self._spawn()
                 self._wait_until_healthy()
@@ -173,7 +209,8 @@ class OpaProcess:
                 raise OpaProcessError(f"opa exited with code {code} before it was ready")
             try:
                 with urllib.request.urlopen(health, timeout=1.0) as response:  # noqa: S310 - loopback http
-                    if response.status == 200:
+                    # Only our opa counts: one that failed to bind exits, whoever else answered.
+                    if response.status == 200 and self._process.poll() is None:
                         return
                     last = f"HTTP {response.status}"
             except urllib.error.HTTPError as error:
@@ -182,6 +219,15 @@ class OpaProcess:
                 last = str(error)
             time.sleep(0.05)
         raise OpaProcessError(f"opa was not healthy at {health} within {self.ready_timeout_s:g}s ({last})")
+
+    def wait(self, timeout_s: float | None = None) -> int | None:
+        """Wait for OPA to exit (after a signal sent by someone else); returns its exit code."""
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stop(self, grace_s: float = 5.0) -> int | None:
         """Stop OPA (SIGTERM, then SIGKILL after ``grace_s``) and reap it; returns its exit code."""
