@@ -234,11 +234,8 @@ option_value(_, _, a, f) := substring(a, 2, -1) if {
 
 is_python(c) if regex.match(data.gatekeeper.lib.python_program_pattern, c.name)
 
-# `python -m MODULE` / `python -mMODULE`.
-python_module(c) := m if {
-	is_python(c)
-	some m in option_values(c, ["-m"])
-}
+# The modules of `python -m MODULE` / `python -mMODULE`.
+python_modules(c) := {m | is_python(c); some m in option_values(c, ["-m"])}
 
 module_matches(module, prefixes) if {
 	some p in prefixes
@@ -409,16 +406,57 @@ redirect_path(c, r) := r.target_abs if {
 
 # --- copies and archives --------------------------------------------------------------------
 
-# Where a cp-like command copies to: `-t DIR` / `--target-directory=DIR`, else the last operand.
-copy_destinations(c) := ds if {
+# A copying program: cp-like, or a `cp` subcommand (`docker cp`, `kubectl cp`); not a dry run.
+copies(c) if {
+	c.name in data.gatekeeper.lib.copy_programs
+	not dry_run(c)
+}
+
+copies(c) if {
+	c.name in data.gatekeeper.lib.link_programs
+	not symbolic_link(c)
+}
+
+copies(c) if {
+	subs := data.gatekeeper.lib.copy_subcommands[c.name]
+	count(c.positionals) > 0
+	c.positionals[0] in subs
+}
+
+# A hard link is a second name for the same data; a symbolic link is not a copy.
+symbolic_link(c) if has_option(c, ["-s", "--symbolic"])
+
+symbolic_link(c) if has_letter(c, ["s"])
+
+dry_run(c) if {
+	spec := data.gatekeeper.lib.dry_run_options[c.name]
+	has_option(c, spec.flags)
+}
+
+dry_run(c) if {
+	spec := data.gatekeeper.lib.dry_run_options[c.name]
+	has_letter(c, spec.letters)
+}
+
+# The file operands of a copy: after the subcommand for `docker cp`.
+copy_operands(c) := array.slice(c.positionals, 1, count(c.positionals)) if {
+	data.gatekeeper.lib.copy_subcommands[c.name]
+} else := c.positionals
+
+# Where a copy goes: `-t DIR` / `--target-directory=DIR`, else the last operand; a program
+# reading its file list on standard input (cpio -p) copies to its operand.
+copy_destinations(c) := {d | some d in copy_operands(c)} if {
+	c.name in data.gatekeeper.lib.file_list_readers
+} else := ds if {
 	ds := option_values(c, ["-t", "--target-directory"])
 	count(ds) > 0
 } else := {d} if {
-	count(c.positionals) > 1
-	d := c.positionals[count(c.positionals) - 1]
+	ops := copy_operands(c)
+	count(ops) > 1
+	d := ops[count(ops) - 1]
 } else := set()
 
-copy_sources(c) := [s | some s in c.positionals; not s in copy_destinations(c)]
+copy_sources(c) := [s | some s in copy_operands(c); not s in copy_destinations(c)]
 
 # A local operand made absolute, or the path part of a remote one.
 operand_path(c, s) := remote_path(s) if {
@@ -427,9 +465,16 @@ operand_path(c, s) := remote_path(s) if {
 
 copy_source_paths(c) := {operand_path(c, s) | some s in copy_sources(c)} | inherited_paths(c)
 
-copy_destination_text(c) := concat(", ", sort([operand_path(c, d) | some d in copy_destinations(c)])) if {
+copy_destination_paths(c) := {operand_path(c, d) | some d in copy_destinations(c)}
+
+copy_destination_text(c) := concat(", ", sort([p | some p in copy_destination_paths(c)])) if {
 	count(copy_destinations(c)) > 0
 } else := "another place"
+
+# `dd if=SRC of=DST`.
+dd_inputs(c) := {abs(c, substring(a, 3, -1)) | some a in c.args; startswith(a, "if=")} | input_sources(c)
+
+dd_outputs(c) := {abs(c, substring(a, 3, -1)) | some a in c.args; startswith(a, "of=")}
 
 # tar in create/append/update mode (`-c`, `czf`, `--create`), not extract or list.
 tar_creates(c) if has_option(c, ["--create", "--append", "--update", "--catenate", "--concatenate"])
@@ -443,6 +488,127 @@ tar_creates(c) if {
 	count(c.args) > 0
 	regex.match(`^[A-Za-z]+$`, c.args[0])
 	regex.match(`[cruA]`, c.args[0])
+}
+
+# An archiver creating an archive (tar -c, zip, 7z a, ...), not extracting or listing.
+archives(c) if {
+	c.name in data.gatekeeper.lib.tar_programs
+	tar_creates(c)
+}
+
+archives(c) if {
+	c.name in data.gatekeeper.lib.archive_programs
+	not c.name in data.gatekeeper.lib.tar_programs
+	not data.gatekeeper.lib.archive_create_subcommands[c.name]
+}
+
+archives(c) if {
+	subs := data.gatekeeper.lib.archive_create_subcommands[c.name]
+	count(c.positionals) > 0
+	c.positionals[0] in subs
+}
+
+# What an archiver puts into the archive. tar operands are relative to the latest `-C DIR`
+# before them; the values of -f/-C/-T/-X and the old-style mode word are not members.
+archive_sources(c) := (({abs_from(c, tar_base(c, i), a) |
+	c.name in data.gatekeeper.lib.tar_programs
+	some i
+	a := c.args[i]
+	is_operand(c.args, i)
+	not tar_option_value(c.args, i)
+	not old_style_mode(c.args, i)
+} | {abs(c, a) |
+	not c.name in data.gatekeeper.lib.tar_programs
+	some a in archive_members(c)
+}) | inherited_paths(c)) | input_sources(c)
+
+# zip/7z name the archive first (after 7z's subcommand); other archivers take members only.
+archive_members(c) := array.slice(c.positionals, 2, count(c.positionals)) if {
+	data.gatekeeper.lib.archive_create_subcommands[c.name]
+} else := array.slice(c.positionals, 1, count(c.positionals)) if {
+	c.name in data.gatekeeper.lib.archive_named_first
+} else := c.positionals
+
+tar_value_letters := {"f", "C", "T", "X", "b", "g", "H", "K", "L", "N", "V"}
+
+# args[i] is the value of the preceding option (`-f x`, `-czf x`, `--file x`, `czf x`).
+tar_option_value(args, i) if {
+	i > 0
+	prev := args[i - 1]
+	regex.match(`^-[A-Za-z]+$`, prev)
+	some l in tar_value_letters
+	endswith(prev, l)
+}
+
+tar_option_value(args, i) if {
+	i > 0
+	args[i - 1] in {"--file", "--directory", "--files-from", "--exclude-from", "--exclude", "--transform"}
+}
+
+tar_option_value(args, i) if {
+	i == 1
+	old_style_mode(args, 0)
+	contains(args[0], "f")
+}
+
+old_style_mode(args, i) if {
+	i == 0
+	regex.match(`^[A-Za-z]+$`, args[0])
+	regex.match(`[cruxtAd]`, args[0])
+}
+
+# The directory tar resolves operand i against: the value of the last -C before it, else cwd.
+tar_base(c, i) := abs(c, c.args[j + 1]) if {
+	js := [k | some k; c.args[k] in {"-C", "--directory"}; k < i]
+	count(js) > 0
+	j := max(js)
+	count(c.args) > j + 1
+} else := c.cwd
+
+abs_from(c, base, s) := abs(c, s) if {
+	base == null
+} else := abs(object.union(c, {"cwd": base}), s)
+
+# Compressing (not -d/-t/-l) a file or standard input.
+compresses(c) if {
+	c.name in data.gatekeeper.lib.compress_programs
+	not has_option(c, data.gatekeeper.lib.decompress_flags)
+	not has_letter(c, data.gatekeeper.lib.decompress_letters)
+}
+
+# Files an HTTP client sends: `-T F`, `-F name=@F`, `--data-binary @F`, `--post-file=F`,
+# httpie's `name@F` / `@F`; `-` (standard input) stands for the input redirect.
+upload_files(c) := ({abs(c, f) |
+	flags := data.gatekeeper.lib.upload_flags[c.name]
+	some v in option_values(c, flags)
+	f := upload_file_ref(v)
+	f != "-"
+} | {p |
+	flags := data.gatekeeper.lib.upload_flags[c.name]
+	some v in option_values(c, flags)
+	upload_file_ref(v) == "-"
+	some p in input_sources(c)
+}) | {abs(c, f) |
+	c.name in data.gatekeeper.lib.http_clients
+	not data.gatekeeper.lib.upload_flags[c.name]
+	some a in c.positionals
+	contains(a, "@")
+	not looks_like_url(a)
+	f := substring(a, indexof(a, "@") + 1, -1)
+	f != ""
+}
+
+# `@file;type=x` / `<file` / `name=@file` → file; a plain value is the value itself.
+upload_file_ref(v) := split(substring(v, indexof(v, "@") + 1, -1), ";")[0] if {
+	contains(v, "@")
+} else := split(substring(v, indexof(v, "<") + 1, -1), ";")[0] if {
+	contains(v, "<")
+} else := v
+
+# A cloud or peer-to-peer transfer CLI moving files (`aws s3 cp`, `rclone copy`, `hf upload`).
+transfers(c) if {
+	subs := data.gatekeeper.lib.transfer_subcommands[c.name]
+	has_subcommand(c, subs)
 }
 
 # Files c writes its standard output to (not /dev/null, not fd duplications).
@@ -514,7 +680,8 @@ above_home(p) if {
 }
 
 # Roots of sibling copies of an agent home that p lies in: for home /w/Agent, /w/Agent_new,
-# /w/Agent2, /w/Agent_copy (same parent, name starting with the home's name, not a home).
+# /w/Agent2, /w/Agent-backup, /w/AgentClone (same parent, the home's name followed by a new word:
+# data.gatekeeper.agent.copy_suffix_pattern; /w/Agentic-notes is not a copy), never a home.
 sibling_copy_roots(p) := {root |
 	some h in agent_homes
 	prefix := child(dirname(h), "")
@@ -522,6 +689,7 @@ sibling_copy_roots(p) := {root |
 	startswith(p, concat("", [prefix, base]))
 	name := split(substring(p, count(prefix), -1), "/")[0]
 	name != base
+	regex.match(data.gatekeeper.agent.copy_suffix_pattern, substring(name, count(base), -1))
 	root := concat("", [prefix, name])
 	not root in agent_homes
 }
@@ -572,6 +740,7 @@ api_calls := [api_call(x) |
 ]
 
 api_call(x) := {
+	"language": string_field(x, "language", "python"),
 	"function": x.function,
 	"args": array_field(x, "args"),
 	"kwargs": object_field(x, "kwargs"),

@@ -95,9 +95,9 @@ test_option_values_reads_separate_attached_and_equals_forms if {
 }
 
 test_python_module_is_read_from_dash_m if {
-	lib.python_module({"name": "python3", "args": ["-m", "http.server", "8000"]}) == "http.server"
-	lib.python_module({"name": "python3.11", "args": ["-mvllm.entrypoints.api_server"]}) == "vllm.entrypoints.api_server"
-	not lib.python_module({"name": "node", "args": ["-m", "x"]})
+	lib.python_modules({"name": "python3", "args": ["-m", "http.server", "8000"]}) == {"http.server"}
+	lib.python_modules({"name": "python3.11", "args": ["-mvllm.entrypoints.api_server"]}) == {"vllm.entrypoints.api_server"}
+	lib.python_modules({"name": "node", "args": ["-m", "x"]}) == set()
 }
 
 test_module_matches_whole_dotted_prefixes if {

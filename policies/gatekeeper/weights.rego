@@ -13,7 +13,7 @@ import data.gatekeeper.lib
 # Findings on every command, candidates included; see lib.hit.
 hits contains lib.hit(c, "weights.copy", message) if {
 	some c in lib.commands
-	copies(c)
+	lib.copies(c)
 	some source in lib.copy_source_paths(c)
 	is_weights(source)
 	message := sprintf("%s copies model weights %s to %s", [c.name, source, lib.copy_destination_text(c)])
@@ -22,22 +22,22 @@ hits contains lib.hit(c, "weights.copy", message) if {
 hits contains lib.hit(c, "weights.copy", message) if {
 	some c in lib.commands
 	c.name == "dd"
-	some source in dd_inputs(c)
+	some source in lib.dd_inputs(c)
 	is_weights(source)
 	message := sprintf("dd copies model weights %s", [source])
 }
 
 hits contains lib.hit(c, "weights.archive", message) if {
 	some c in lib.commands
-	archives(c)
-	some p in read_paths(c)
+	lib.archives(c)
+	some p in lib.archive_sources(c)
 	is_weights(p)
 	message := sprintf("%s archives model weights %s", [c.name, p])
 }
 
 hits contains lib.hit(c, "weights.archive", message) if {
 	some c in lib.commands
-	compresses(c)
+	lib.compresses(c)
 	some p in read_paths(c)
 	is_weights(p)
 	message := sprintf("%s compresses model weights %s", [c.name, p])
@@ -53,7 +53,7 @@ hits contains lib.hit(c, "weights.split", message) if {
 
 hits contains lib.hit(c, "weights.encode", message) if {
 	some c in lib.commands
-	c.name in data.gatekeeper.weights.encode_programs
+	encodes(c)
 	some p in read_paths(c)
 	is_weights(p)
 	message := sprintf("%s encodes model weights %s", [c.name, p])
@@ -80,7 +80,7 @@ hits contains lib.hit(c, "weights.stream", message) if {
 
 hits contains lib.hit(c, "weights.upload", message) if {
 	some c in lib.commands
-	some ref in upload_files(c)
+	some ref in lib.upload_files(c)
 	is_weights(ref)
 	message := sprintf("%s uploads model weights %s", [c.name, ref])
 }
@@ -95,11 +95,21 @@ hits contains lib.hit(c, "weights.upload", message) if {
 
 hits contains lib.hit(c, "weights.upload", message) if {
 	some c in lib.commands
-	subs := data.gatekeeper.weights.upload_subcommands[c.name]
-	lib.has_subcommand(c, subs)
+	lib.transfers(c)
 	some p in lib.all_paths(c)
 	is_weights(p)
 	message := sprintf("%s transfers model weights %s", [c.name, p])
+}
+
+# `sftp -b - host <<< 'put /models/x.gguf'`: file names in the batch script fed to the client.
+hits contains lib.hit(c, "weights.upload", message) if {
+	some c in lib.commands
+	c.name in data.gatekeeper.weights.batch_transfer_programs
+	some body in lib.redirect_bodies(c)
+	some word in regex.split(`[\s;'"]+`, body)
+	startswith(word, "/")
+	is_weights(word)
+	message := sprintf("%s transfers model weights %s", [c.name, word])
 }
 
 # Non-candidate findings become violations; evasion reports the candidate ones.
@@ -183,41 +193,17 @@ text_file(p) if {
 
 # --- what a command does with files ---------------------------------------------------------
 
-copies(c) if c.name in data.gatekeeper.lib.copy_programs
+encodes(c) if c.name in data.gatekeeper.weights.encode_programs
 
-# A hard link is a second name for the same data; a symbolic link is not a copy.
-copies(c) if {
-	c.name in data.gatekeeper.lib.link_programs
-	not symbolic_link(c)
+encodes(c) if {
+	c.name in data.gatekeeper.weights.encrypt_programs
+	not lib.has_option(c, data.gatekeeper.weights.encrypt_read_only_flags)
 }
 
-symbolic_link(c) if lib.has_option(c, ["-s", "--symbolic"])
-
-symbolic_link(c) if lib.has_letter(c, ["s"])
-
-dd_inputs(c) := {lib.abs(c, substring(a, 3, -1)) | some a in c.args; startswith(a, "if=")} | lib.input_sources(c)
-
-archives(c) if {
-	c.name in {"tar", "bsdtar", "gtar"}
-	lib.tar_creates(c)
-}
-
-archives(c) if {
-	c.name in data.gatekeeper.lib.archive_programs
-	not c.name in {"tar", "bsdtar", "gtar"}
-	not data.gatekeeper.lib.archive_create_subcommands[c.name]
-}
-
-archives(c) if {
-	subs := data.gatekeeper.lib.archive_create_subcommands[c.name]
+encodes(c) if {
+	subs := data.gatekeeper.weights.encode_subcommands[c.name]
 	count(c.positionals) > 0
 	c.positionals[0] in subs
-}
-
-compresses(c) if {
-	c.name in data.gatekeeper.lib.compress_programs
-	not lib.has_option(c, data.gatekeeper.lib.decompress_flags)
-	not lib.has_letter(c, data.gatekeeper.lib.decompress_letters)
 }
 
 # Everything the command reads: its file operands, what find/xargs hand it, its standard input.
@@ -239,7 +225,7 @@ sink(c) := "a pipe" if {
 # Programs a dedicated weights rule already judges.
 has_weights_rule(c) if c.name in data.gatekeeper.weights.stream_programs
 
-has_weights_rule(c) if c.name in data.gatekeeper.weights.encode_programs
+has_weights_rule(c) if encodes(c)
 
 has_weights_rule(c) if c.name in data.gatekeeper.weights.split_programs
 
@@ -249,38 +235,9 @@ has_weights_rule(c) if c.name in data.gatekeeper.lib.archive_programs
 
 has_weights_rule(c) if c.name in data.gatekeeper.lib.network_programs
 
-has_weights_rule(c) if copies(c)
+has_weights_rule(c) if lib.copies(c)
 
 has_weights_rule(c) if c.name == "dd"
-
-# Files an HTTP client sends: `-T F`, `-F name=@F`, `--data-binary @F`, `--post-file=F`,
-# httpie's `name@F` / `@F`; `-` (standard input) stands for the input redirect.
-upload_files(c) := ({lib.abs(c, f) |
-	flags := data.gatekeeper.weights.upload_flags[c.name]
-	some v in lib.option_values(c, flags)
-	f := upload_file_ref(v)
-	f != "-"
-} | {p |
-	flags := data.gatekeeper.weights.upload_flags[c.name]
-	some v in lib.option_values(c, flags)
-	upload_file_ref(v) == "-"
-	some p in lib.input_sources(c)
-}) | {lib.abs(c, f) |
-	c.name in data.gatekeeper.lib.http_clients
-	not data.gatekeeper.weights.upload_flags[c.name]
-	some a in c.positionals
-	contains(a, "@")
-	not lib.looks_like_url(a)
-	f := substring(a, indexof(a, "@") + 1, -1)
-	f != ""
-}
-
-# `@file;type=x` / `<file` / `name=@file` → file; a plain value is the value itself.
-upload_file_ref(v) := split(substring(v, indexof(v, "@") + 1, -1), ";")[0] if {
-	contains(v, "@")
-} else := split(substring(v, indexof(v, "<") + 1, -1), ";")[0] if {
-	contains(v, "<")
-} else := v
 
 # socat addresses naming files: `FILE:/models/x`, `OPEN:/models/x,rdonly`, `/models/x`.
 socat_files(c) := {lib.abs(c, part) |
