@@ -10,11 +10,21 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gatekeeper.errors import InputError
 
 KNOWN_TOOLS = ("shell", "python", "file_write", "file_read", "http", "mcp")
+
+# The arguments each known tool must carry as non-empty strings.
+REQUIRED_STRING_ARGUMENTS = {
+    "shell": ("command",),
+    "python": ("code",),
+    "file_write": ("path",),
+    "file_read": ("path",),
+    "http": ("url",),
+    "mcp": ("server", "name"),
+}
 
 
 class Outcome(StrEnum):
@@ -61,6 +71,17 @@ class ToolCall(BaseModel):
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         return value
+
+    @model_validator(mode="after")
+    def _known_tool_arguments_are_present(self) -> ToolCall:
+        for name in REQUIRED_STRING_ARGUMENTS.get(self.tool, ()):
+            value = self.arguments.get(name)
+            if not isinstance(value, str):
+                shown = "missing" if value is None else f"a {type(value).__name__}"
+                raise ValueError(f"{self.tool} call needs arguments.{name} as a string, got {shown}")
+            if not value.strip():
+                raise ValueError(f"{self.tool} call has an empty arguments.{name}")
+        return self
 
     @classmethod
     def shell(cls, command: str, **fields: Any) -> ToolCall:
@@ -141,6 +162,7 @@ def describe_validation_error(error: ValidationError) -> str:
     """pydantic's errors as one readable line: ``tool: Field required; arguments: Input should be ...``."""
     parts = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "call"
-        parts.append(f"{where}: {item['msg']}")
+        where = ".".join(str(p) for p in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
     return "invalid tool call: " + "; ".join(parts)
