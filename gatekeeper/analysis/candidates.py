@@ -1,0 +1,156 @@
+"""Command lines that a program *may* execute, found inside its arguments (``candidate`` commands).
+
+Many programs run a command given in an argument or typed at their prompt: ``vim -c ':!cmd'``,
+``tar --checkpoint-action=exec=cmd``, ``ssh -o LocalCommand=cmd``, ``git -c core.pager=cmd``,
+``VISUAL=cmd less``, ``gdb -ex '!cmd'``, ``ftp`` reading ``!cmd`` on its input. Whether they really do
+depends on the program, so these are reported as candidates and the policies decide. The extractor is
+small, explainable and driven by the ``candidates`` section of ``programs.json``:
+
+1. Programs whose arguments are text (``echo``, ``grep``, ``sed``, ...), shells, interpreters and
+   wrappers are skipped (the latter three are analysed properly elsewhere).
+2. ``NAME=value`` assignments for the command (``env_variables``: ``VISUAL``, ``PAGER``,
+   ``GIT_SSH_COMMAND``, ...) give their value (``|`` prefixes of ``LESSOPEN`` stripped).
+3. Per-program options: ``command_options`` whose value is a command line (``tar -I CMD``, ``rsync -e
+   CMD``), ``escape_options`` whose value is the program's own command language, from which only an
+   escape (``!cmd``, ``:!cmd``) or a literal ``system("cmd")``-style call is taken (``vim -c``, ``gdb
+   -ex``); ``text_options`` (``git -m``) are never looked at; ``key_prefixes`` and ``line_prefixes``.
+4. For every other program: arguments starting with a known key (``--checkpoint-action=exec=``,
+   ``LocalCommand=``, ``core.pager=``, ...), arguments or lines of multi-line arguments that start with
+   an escape prefix (``!``, ``:!``), literal calls such as ``os.execute("cmd")`` in the value of a
+   code-like option (``-e``, ``-c``, ``--eval``) of a program not known here, and lines of a heredoc or
+   here-string fed to the program that start with an escape prefix.
+
+The analysis then parses each text as shell and keeps it only when it parses cleanly and its first word
+looks like a program (a plain word or path, not a number or punctuation): prose is dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gatekeeper.analysis.programs import CandidateProgramSpec, CandidateSpec, Programs
+from gatekeeper.analysis.scripts import scan_calls
+from gatekeeper.analysis.words import Arg
+
+
+@dataclass(slots=True)
+class CandidateText:
+    """A command line found in an argument; ``via_name`` says where (``vim -c``, ``VISUAL=``)."""
+
+    via_name: str
+    text: str
+
+
+def find_candidates(
+    name: str, args: list[Arg], env: dict[str, str], stdin_body: str | None, programs: Programs
+) -> list[CandidateText]:
+    spec = programs.candidates
+    found: list[CandidateText] = []
+    for variable, assigned in env.items():
+        if variable in spec.env_variables:
+            text = assigned
+            for prefix in spec.env_value_prefixes:
+                if text.startswith(prefix):
+                    text = text[len(prefix) :]
+                    break
+            _add(found, f"{name} {variable}=", text)
+    if (
+        name in spec.text_consumers
+        or programs.is_shell(name)
+        or programs.interpreter(name) is not None
+        or programs.wrapper(name) is not None
+        or name in programs.shell_builtins
+    ):
+        return found
+    program = spec.programs.get(name, CandidateProgramSpec())
+    known_program = name in spec.programs
+    index = 1
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if not arg.known:
+            continue
+        word = arg.value
+        option, eq, attached = word.partition("=")
+        value: str | None = attached if eq else None
+        if option in program.text_options:
+            index += 0 if eq else 1
+            continue
+        if option in program.command_options or option in program.escape_options:
+            if value is None and index < len(args):
+                value = args[index].value if args[index].known else None
+                index += 1
+            if value is not None:
+                if option in program.command_options:
+                    _add(found, f"{name} {option}", _strip_escape(value, spec) or value)
+                else:
+                    _escaped(found, f"{name} {option}", value, spec)
+            continue
+        if program.plus_option and word.startswith("+") and len(word) > 1:
+            _escaped(found, f"{name} +", word[1:], spec)
+            continue
+        if not known_program and option in spec.code_options and value is None and index < len(args):
+            code_arg = args[index]
+            if code_arg.known:
+                _calls(found, f"{name} {option}", code_arg.value, spec)
+            continue
+        _generic(found, name, word, program, spec)
+    if stdin_body:
+        for line in stdin_body.splitlines():
+            stripped = _strip_escape(line.strip(), spec)
+            if stripped:
+                _add(found, f"{name} <<", stripped)
+    return found
+
+
+def _add(found: list[CandidateText], via_name: str, text: str) -> None:
+    text = text.strip()
+    if text and all(existing.text != text for existing in found):
+        found.append(CandidateText(via_name, text))
+
+
+def _strip_escape(value: str, spec: CandidateSpec) -> str | None:
+    """The command after a shell escape prefix (``!cmd``, ``:!cmd``, ``:! cmd``), or None."""
+    stripped = value.lstrip()
+    for prefix in spec.escape_prefixes:
+        if stripped.startswith(prefix):
+            rest = stripped[len(prefix) :]
+            # "!=" and "!!" are operators or history, not an escape
+            if rest and rest[0] not in "=!":
+                return rest
+            return None
+    return None
+
+
+def _escaped(found: list[CandidateText], via_name: str, value: str, spec: CandidateSpec) -> None:
+    for line in value.splitlines() or [value]:
+        command = _strip_escape(line, spec)
+        if command is not None:
+            _add(found, via_name, command)
+    _calls(found, via_name, value, spec)
+
+
+def _calls(found: list[CandidateText], via_name: str, code: str, spec: CandidateSpec) -> None:
+    functions = {pattern: "shell" for pattern in spec.call_patterns}
+    for call in scan_calls("generic", code, functions):
+        if call.shell is not None:
+            _add(found, via_name, call.shell)
+
+
+def _generic(
+    found: list[CandidateText], name: str, word: str, program: CandidateProgramSpec, spec: CandidateSpec
+) -> None:
+    lowered = word.lower()
+    for prefix in (*program.key_prefixes, *spec.key_prefixes):
+        if lowered.startswith(prefix.lower()):
+            rest = word[len(prefix) :]
+            _add(found, f"{name} {prefix.rstrip('=: ')}", _strip_escape(rest, spec) or rest)
+            return
+    for line in word.splitlines() or [word]:
+        stripped = line.strip()
+        for prefix in program.line_prefixes:
+            if stripped.startswith(prefix):
+                _add(found, f"{name} {prefix.strip()}", stripped[len(prefix) :])
+        command = _strip_escape(stripped, spec)
+        if command is not None:
+            _add(found, f"{name} !", command)

@@ -1,0 +1,642 @@
+"""The analysis of one tool call: ties the passes together and accumulates the facts.
+
+:class:`Analysis` is the :class:`~gatekeeper.analysis.shell.Runner` the shell walker reports to. For
+each simple command it emits a :class:`~gatekeeper.analysis.facts.Command`, then follows what that
+command runs in turn: the command a wrapper runs (:mod:`unwrap`), shell or interpreter code
+(:mod:`nesting`, :mod:`payloads`, :mod:`pycode`, :mod:`scripts`), a shell function's body, a trap
+handler, a file written earlier in the call, and candidate command lines in its arguments
+(:mod:`candidates`). Whatever would run but cannot be known becomes an ``opaque`` fact. Limits: nesting
+depth (``max_depth`` via layers, and statement nesting), and a budget of commands per call.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tree_sitter import Node
+
+from gatekeeper.analysis.candidates import find_candidates
+from gatekeeper.analysis.facts import ApiCall, Command, Facts, Opaque, Via
+from gatekeeper.analysis.nesting import Embedded, embedded_code
+from gatekeeper.analysis.paths import absolute, operand_paths
+from gatekeeper.analysis.payloads import command_output, encode, pipe_output, stdin_output
+from gatekeeper.analysis.programs import Programs, load_programs, program_name
+from gatekeeper.analysis.pycode import analyse_python
+from gatekeeper.analysis.scope import FunctionDef, Scope, resolve_directory
+from gatekeeper.analysis.scripts import scan_calls
+from gatekeeper.analysis.shell import (
+    MAX_NESTING,
+    WRITE_OPS,
+    Context,
+    Produced,
+    SimpleCommand,
+    Stdin,
+    Walker,
+    parse,
+)
+from gatekeeper.analysis.unwrap import unwrap
+from gatekeeper.analysis.words import Arg, Output
+
+# Commands per call beyond which the analysis stops (a function called in a loop of itself, a huge script).
+MAX_COMMANDS = 5000
+_PROGRAM_WORD = re.compile(r"^[A-Za-z0-9_./+~-]*[A-Za-z][A-Za-z0-9_./+~-]*$")
+_PURE_REFERENCE = re.compile(r"^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$|^\"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?\"$")
+
+
+@dataclass(slots=True)
+class _Written:
+    """A file written earlier in the call; ``content`` when it is known."""
+
+    content: str | None
+
+
+class Analysis:
+    """Accumulates the facts of one call; one instance per call, not thread-safe."""
+
+    def __init__(self, tool: str, home: str | None, max_depth: int, programs: Programs | None = None) -> None:
+        self.facts = Facts(tool=tool)
+        self.home = home
+        self.max_depth = max_depth
+        self.programs = programs or load_programs()
+        self._pipeline_ids = 0
+        self._nesting = 0
+        self._nesting_reported = False
+        self._budget_reported = False
+        self._parse_errors: set[str] = set()
+        self._candidate_texts: set[str] = set()
+        self.written: dict[str, _Written] = {}
+
+    # -- facts ----------------------------------------------------------------------------------------
+
+    def opaque(self, reason: str, detail: str, text: str, ctx: Context) -> None:
+        self.facts.opaque.append(Opaque(reason, detail, text, list(ctx.via)))
+
+    def _deeper_than_allowed(self, ctx: Context, text: str) -> bool:
+        if len(ctx.via) <= self.max_depth:
+            return False
+        outer = Context(ctx.via[: self.max_depth], ctx.language, ctx.candidate)
+        self.opaque("too_deep", f"nesting deeper than {self.max_depth} layers is not analysed", text, outer)
+        return True
+
+    # -- texts ----------------------------------------------------------------------------------------
+
+    def shell(self, text: str, ctx: Context, scope: Scope) -> None:
+        """Analyse shell source found in ``ctx``."""
+        if self._deeper_than_allowed(ctx, text):
+            return
+        src = encode(text)
+        tree = parse(src)
+        Walker(self, src, ctx, self.home).walk(tree.root_node, scope)
+
+    def python(self, code: str, ctx: Context, cwd: str | None) -> None:
+        """Analyse python source run in ``ctx`` (the via layers lead to the interpreter)."""
+        if self._deeper_than_allowed(ctx, code):
+            return
+        result = analyse_python(code, self.programs.command_functions.get("python", {}))
+        if result.syntax_error is not None:
+            self.facts.syntax_errors.append(result.syntax_error)
+            return
+        for call in result.calls:
+            self.facts.api_calls.append(
+                ApiCall("python", call.function, call.args, call.kwargs, list(ctx.via), call.text)
+            )
+        for command in result.commands:
+            inner = ctx.enter("interpreter", f"python:{command.function}", "python")
+            if command.problem is not None:
+                self.opaque("dynamic_interpreter_code", command.problem, command.text, ctx)
+            elif command.shell is not None:
+                self.shell(command.shell, inner, Scope(cwd=cwd, home=self.home))
+            elif command.code is not None:
+                self.python(command.code, inner, cwd)
+            elif command.argv:
+                self.argv([Arg(value, known) for value, known in command.argv], inner, cwd, command.text)
+
+    def script(self, language: str, code: str, ctx: Context, cwd: str | None) -> None:
+        """Analyse perl/ruby/node/php/lua/awk code for the literal commands it runs."""
+        if self._deeper_than_allowed(ctx, code):
+            return
+        table = self.programs.command_functions.get(language, {})
+        for call in scan_calls(language, code, table):
+            literal: list[object] = []
+            if call.shell is not None:
+                literal = [call.shell]
+            elif call.argv is not None:
+                literal = [[word for word, _ in call.argv]]
+            self.facts.api_calls.append(
+                ApiCall(language, call.function, literal, {}, list(ctx.via), call.text)
+            )
+            inner = ctx.enter("interpreter", f"{language}:{call.function}", language)
+            if call.problem is not None:
+                self.opaque("dynamic_interpreter_code", call.problem, call.text, ctx)
+            elif call.shell is not None:
+                self.shell(call.shell, inner, Scope(cwd=cwd, home=self.home))
+            elif call.argv:
+                self.argv([Arg(value, known) for value, known in call.argv], inner, cwd, call.text)
+
+    def argv(self, args: list[Arg], ctx: Context, cwd: str | None, text: str) -> None:
+        """A command given as a word list by interpreter code (``subprocess.run([...])``)."""
+        src = encode(text)
+        command = SimpleCommand(args, [], [], None, False, None, src, 0, len(src), affects_scope=False)
+        self.run_simple(command, Scope(cwd=cwd, home=self.home), ctx)
+
+    # -- Runner protocol ------------------------------------------------------------------------------
+
+    def next_pipeline_id(self) -> int:
+        self._pipeline_ids += 1
+        return self._pipeline_ids - 1
+
+    def enter_nesting(self, text: str, ctx: Context) -> bool:
+        if self._nesting >= MAX_NESTING:
+            if not self._nesting_reported:
+                self._nesting_reported = True
+                self.opaque(
+                    "too_deep", f"statements nested deeper than {MAX_NESTING} are not analysed", text, ctx
+                )
+            return False
+        self._nesting += 1
+        return True
+
+    def leave_nesting(self) -> None:
+        self._nesting -= 1
+
+    def report_parse_error(self, detail: str, text: str, ctx: Context) -> None:
+        if text not in self._parse_errors:
+            self._parse_errors.add(text)
+            self.opaque("parse_error", detail, text, ctx)
+
+    def run_substitution(self, node: Node, src: bytes, scope: Scope, ctx: Context) -> Output:
+        if node.type == "command_substitution":
+            opener = src[node.start_byte : node.start_byte + 1]
+            inner_ctx = ctx.enter("substitution", "``" if opener == b"`" else "$()")
+        else:
+            first = node.children[0].type if node.children else "<("
+            inner_ctx = ctx.enter("process_substitution", f"{first.strip()})")
+        text = src[node.start_byte : node.end_byte].decode("utf-8", errors="replace")
+        if self._deeper_than_allowed(inner_ctx, text):
+            return Output(problem="nested too deeply")
+        walker = Walker(self, src, inner_ctx, self.home)
+        chain = walker.walk_substitution(node, scope.copy())
+        return pipe_output(chain, self.programs)
+
+    def run_function(self, definition: FunctionDef, scope: Scope, ctx: Context) -> None:
+        inner = ctx.enter("function", definition.name)
+        if self._deeper_than_allowed(inner, definition.name):
+            return
+        Walker(self, definition.src, inner, self.home).walk_function_body(definition.body, scope)
+
+    def run_simple(self, command: SimpleCommand, scope: Scope, ctx: Context) -> Command | None:
+        env = {name: value.value for name, value in command.assignments}
+        emitted = self.emit(command.args, command, ctx, scope.cwd, env)
+        if emitted is None:
+            return None
+        self.follow(emitted, command.args, command, scope, ctx, env, command.stdin, command.affects_scope)
+        self.record_writes(emitted, command.args, command.stdin)
+        return emitted
+
+    # -- commands -------------------------------------------------------------------------------------
+
+    def emit(
+        self, args: list[Arg], simple: SimpleCommand, ctx: Context, cwd: str | None, env: dict[str, str]
+    ) -> Command | None:
+        text = self._text(args, simple)
+        if self._deeper_than_allowed(ctx, text):
+            return None
+        if len(self.facts.commands) >= MAX_COMMANDS:
+            if not self._budget_reported:
+                self._budget_reported = True
+                self.opaque(
+                    "too_large", f"more than {MAX_COMMANDS} commands; the rest is not analysed", text, ctx
+                )
+            return None
+        first = args[0]
+        program = first.value
+        name = program_name(program) if first.known else program
+        command = Command(
+            index=len(self.facts.commands),
+            program=program,
+            name=name,
+            argv=[a.value for a in args],
+            paths=operand_paths(args, cwd, self.home),
+            dynamic=[i for i, a in enumerate(args) if not a.known],
+            redirects=list(simple.redirects),
+            background=simple.background,
+            pipeline=simple.pipeline,
+            via=list(ctx.via),
+            depth=len(ctx.via),
+            cwd=cwd,
+            env=dict(env),
+            language=ctx.language,
+            candidate=ctx.candidate,
+            text=text,
+        )
+        self.facts.commands.append(command)
+        self._check_program(first, text, ctx)
+        return command
+
+    def _check_program(self, first: Arg, text: str, ctx: Context) -> None:
+        origin = first.origin
+        if first.remote or (origin is not None and origin.remote is not None):
+            fetcher = origin.remote if origin is not None and origin.remote else "a network fetcher"
+            self.opaque("remote_code", f"the program name comes from the output of {fetcher}", text, ctx)
+        elif origin is not None:
+            resolved = f" (resolved to {first.value!r})" if first.known else ""
+            self.opaque(
+                "computed_program", f"the program name comes from a substitution{resolved}", text, ctx
+            )
+        elif not first.known:
+            self.opaque("computed_program", f"the program name {first.value} is not known", text, ctx)
+        elif first.glob:
+            self.opaque("computed_program", f"the program name {first.value} is a glob pattern", text, ctx)
+
+    @staticmethod
+    def _text(args: list[Arg], simple: SimpleCommand) -> str:
+        start = args[0].start
+        if 0 <= start < simple.end and simple.end <= len(simple.src):
+            return simple.src[start : simple.end].decode("utf-8", errors="replace")
+        return " ".join(a.value for a in args)
+
+    def follow(
+        self,
+        command: Command,
+        args: list[Arg],
+        simple: SimpleCommand,
+        scope: Scope,
+        ctx: Context,
+        env: dict[str, str],
+        stdin: Stdin | None,
+        affects_scope: bool,
+    ) -> None:
+        """Everything ``command`` runs besides itself."""
+        if not args[0].known:
+            return
+        name = command.name
+        function = scope.functions.get(name) if "/" not in command.program else None
+        if function is not None:
+            if not any(v.kind == "function" and v.name == name for v in ctx.via):
+                self.run_function(function, scope, ctx)
+            return
+        if affects_scope and name in ("cd", "pushd", "popd"):
+            self._change_directory(name, args, scope)
+        if name == "trap":
+            self._trap(args, command, scope, ctx)
+        spec = self.programs.wrapper(name)
+        if spec is not None:
+            self._unwrap(spec.name, args, command, simple, scope, ctx, env, stdin, affects_scope)
+        embedded = embedded_code(name, args, self.programs)
+        if embedded is not None:
+            self._embedded(embedded, command, scope, ctx, env, stdin)
+        elif "/" in command.program:
+            self._exec_written(command.program, "shell", command, ctx, scope)
+        if not ctx.candidate:
+            self._candidates(command, args, env, stdin, ctx)
+
+    def _unwrap(
+        self,
+        wrapper: str,
+        args: list[Arg],
+        command: Command,
+        simple: SimpleCommand,
+        scope: Scope,
+        ctx: Context,
+        env: dict[str, str],
+        stdin: Stdin | None,
+        affects_scope: bool,
+    ) -> None:
+        spec = self.programs.wrappers[wrapper]
+        for layer in unwrap(spec, args):
+            inner_ctx = ctx.enter(layer.via.kind, layer.via.name)
+            remote = layer.via.kind == "remote"
+            cwd = None if remote else command.cwd
+            if layer.cwd is not None:
+                cwd = resolve_directory(layer.cwd.value if layer.cwd.known else None, cwd)
+            inner_env = {**env, **layer.env}
+            if layer.code is not None:
+                child = Scope(home=None) if remote else scope.child(inner_env)
+                child.cwd = cwd
+                self._shell_code(layer.code, inner_ctx, child, ctx, command.text)
+            if layer.args:
+                inner_simple = SimpleCommand(
+                    layer.args,
+                    [],
+                    simple.redirects,
+                    stdin,
+                    simple.background,
+                    simple.pipeline,
+                    simple.src,
+                    simple.start,
+                    simple.end,
+                    affects_scope,
+                )
+                inner = self.emit(layer.args, inner_simple, inner_ctx, cwd, inner_env)
+                if inner is not None:
+                    keeps_scope = affects_scope and wrapper in ("command", "builtin")
+                    inner_scope = scope if keeps_scope else scope.child(inner_env)
+                    inner_scope.cwd = cwd
+                    self.follow(
+                        inner, layer.args, inner_simple, inner_scope, inner_ctx, inner_env, stdin, keeps_scope
+                    )
+
+    # -- builtins that change the state ---------------------------------------------------------------
+
+    def _change_directory(self, name: str, args: list[Arg], scope: Scope) -> None:
+        operands = [a for a in args[1:] if not (a.known and a.value.startswith("-") and a.value != "-")]
+        target = operands[0] if operands else None
+        if name == "popd":
+            scope.cwd = scope.dirstack.pop() if scope.dirstack else None
+            return
+        if name == "pushd":
+            if target is None:
+                if scope.dirstack:
+                    scope.dirstack[-1], scope.cwd = scope.cwd, scope.dirstack[-1]
+                else:
+                    scope.cwd = None
+                return
+            scope.dirstack.append(scope.cwd)
+        if target is None:
+            scope.change_directory(self.home)
+        elif target.known and target.value == "-":
+            scope.cwd, scope.oldpwd = scope.oldpwd, scope.cwd
+        elif target.known and not target.value.startswith("+"):
+            scope.change_directory(target.value)
+        else:
+            scope.change_directory(None)
+
+    def _trap(self, args: list[Arg], command: Command, scope: Scope, ctx: Context) -> None:
+        if len(args) < 3 or (args[1].known and args[1].value in ("-l", "-p", "-", "--")):
+            return
+        handler = args[1]
+        if handler.known and not handler.value.strip():
+            return
+        signals = " ".join(a.value for a in args[2:])
+        inner = ctx.enter("trap", f"trap {signals}")
+        self._shell_code(handler, inner, scope.copy(), ctx, command.text)
+
+    # -- nested code ----------------------------------------------------------------------------------
+
+    def _shell_code(self, code: Arg, inner: Context, scope: Scope, outer: Context, text: str) -> None:
+        """Shell code given as a word: analysed when known; opaque (and best effort) when not."""
+        if code.known:
+            self.shell(code.value, inner, scope)
+            return
+        reason = "remote_code" if code.remote else "dynamic_eval"
+        name = inner.via[-1].name if inner.via else "a shell"
+        self.opaque(reason, f"{name} runs a command line that is not known: {code.value}", text, outer)
+        if code.origin is None and not _PURE_REFERENCE.match(code.value):
+            self.shell(code.value, inner, scope)
+
+    def _embedded(
+        self,
+        embedded: Embedded,
+        command: Command,
+        scope: Scope,
+        ctx: Context,
+        env: dict[str, str],
+        stdin: Stdin | None,
+    ) -> None:
+        language = embedded.language
+        is_shell = language == "shell"
+        same_shell = embedded.program in self.programs.shell_builtins
+        if embedded.source == "argument" and embedded.code is not None:
+            if is_shell:
+                inner = ctx.enter("shell", embedded.name)
+                child = scope if same_shell else scope.child(env)
+                self._shell_code(embedded.code, inner, child, ctx, command.text)
+            else:
+                self._interpreter_code(language, embedded.code, ctx, command)
+        elif embedded.source == "stdin":
+            self._stdin_code(embedded, command, scope, ctx, env, stdin)
+        elif embedded.source == "file" and embedded.code is not None:
+            self._file_code(embedded, command, scope, ctx, env)
+
+    def _interpreter_code(self, language: str, code: Arg, ctx: Context, command: Command) -> None:
+        if not code.known:
+            reason = "remote_code" if code.remote else "dynamic_interpreter_code"
+            self.opaque(reason, f"{command.name} runs {language} code that is not known", command.text, ctx)
+            return
+        self._run_code(language, code.value, ctx, command.cwd)
+
+    def _run_code(self, language: str, code: str, ctx: Context, cwd: str | None) -> None:
+        if language == "python":
+            self.python(code, ctx, cwd)
+        else:
+            self.script(language, code, ctx, cwd)
+
+    def _stdin_code(
+        self,
+        embedded: Embedded,
+        command: Command,
+        scope: Scope,
+        ctx: Context,
+        env: dict[str, str],
+        stdin: Stdin | None,
+    ) -> None:
+        """A shell or interpreter reading its code from standard input."""
+        if stdin is None:
+            return
+        is_shell = embedded.language == "shell"
+        unknown_reason = "dynamic_eval" if is_shell else "dynamic_interpreter_code"
+        if stdin.kind in ("heredoc", "herestring") and stdin.body is not None:
+            operator = "<<" if stdin.kind == "heredoc" else "<<<"
+            inner = ctx.enter("shell", f"{embedded.program} {operator}") if is_shell else ctx
+            if is_shell:
+                self._shell_code(stdin.body, inner, scope.child(env), ctx, command.text)
+            else:
+                self._interpreter_code(embedded.language, stdin.body, ctx, command)
+            return
+        if stdin.kind == "file" and stdin.path is not None and stdin.path.origin is None:
+            path = absolute(stdin.path.value, command.cwd, self.home) if stdin.path.known else None
+            if path is not None and path in self.written:
+                self._exec_written(path, embedded.language, command, ctx, scope)
+            return
+        output = (
+            pipe_output(stdin.producers, self.programs) if stdin.kind == "pipe" else stdin_output(stdin, None)
+        )
+        if output is None:
+            return
+        self._payload(output, embedded, command, scope, ctx, env, unknown_reason)
+
+    def _payload(
+        self,
+        output: Output,
+        embedded: Embedded,
+        command: Command,
+        scope: Scope,
+        ctx: Context,
+        env: dict[str, str],
+        unknown_reason: str,
+    ) -> None:
+        text = output.text
+        if text is not None:
+            steps = output.steps
+            layers = [Via("payload", s) for s in steps[1:]] or [
+                Via("payload", steps[0] if steps else "stdin")
+            ]
+            inner = Context((*ctx.via, *layers), ctx.language, ctx.candidate)
+            if embedded.language == "shell":
+                self.shell(text, Context(inner.via, "shell", ctx.candidate), scope.child(env))
+            else:
+                self._run_code(embedded.language, text, inner, command.cwd)
+            return
+        if output.remote is not None:
+            self.opaque(
+                "remote_code", f"{command.name} runs code fetched by {output.remote}", command.text, ctx
+            )
+        elif output.undecodable:
+            self.opaque(
+                "undecodable_payload", output.problem or "the payload cannot be decoded", command.text, ctx
+            )
+        else:
+            detail = f"{command.name} runs code it reads from a pipe: {output.problem or 'unknown data'}"
+            self.opaque(unknown_reason, detail, command.text, ctx)
+
+    def _file_code(
+        self, embedded: Embedded, command: Command, scope: Scope, ctx: Context, env: dict[str, str]
+    ) -> None:
+        """A script file operand (``bash x.sh``, ``source x``, ``python3 <(...)``)."""
+        path_arg = embedded.code
+        if path_arg is None:
+            return
+        is_source = embedded.program in self.programs.shell_builtins
+        if path_arg.origin is not None:
+            unknown = "dynamic_eval" if embedded.language == "shell" else "dynamic_interpreter_code"
+            shell_scope = scope if is_source else scope.child(env)
+            self._payload(path_arg.origin, embedded, command, shell_scope, ctx, env, unknown)
+            return
+        path = absolute(path_arg.value, command.cwd, self.home) if path_arg.known else None
+        if path is not None and path in self.written:
+            self._exec_written(path, embedded.language, command, ctx, scope)
+        elif is_source:
+            self.opaque(
+                "dynamic_eval", f"{command.name} runs a file whose content is not known", command.text, ctx
+            )
+
+    def _exec_written(
+        self, program: str, language: str, command: Command, ctx: Context, scope: Scope
+    ) -> None:
+        path = absolute(program, command.cwd, self.home)
+        written = self.written.get(path) if path is not None else None
+        if path is None or written is None:
+            return
+        self.opaque("exec_written_file", f"runs {path}, written earlier in the same call", command.text, ctx)
+        content = written.content
+        if content is None:
+            return
+        if content.startswith("#!"):
+            words = content[2 : content.find("\n") if "\n" in content else len(content)].split()
+            interpreter = (
+                program_name(words[-1] if words and program_name(words[0]) == "env" else words[0])
+                if words
+                else "sh"
+            )
+            spec = self.programs.interpreter(interpreter)
+            if spec is not None:
+                language = spec.language
+            elif self.programs.is_shell(interpreter):
+                language = "shell"
+        inner = ctx.enter(
+            "shell" if language == "shell" else "interpreter", f"{command.name} {path}", language
+        )
+        if language == "shell":
+            self.shell(content, inner, scope.child(command.env))
+        else:
+            self._run_code(language, content, ctx, command.cwd)
+
+    # -- files written in the call --------------------------------------------------------------------
+
+    def record_writes(self, command: Command, args: list[Arg], stdin: Stdin | None) -> None:
+        """Remember files this command writes (redirections, tee, cp, curl -o...) and their content."""
+        content: str | None = None
+        produced = Produced(command.name if args[0].known else None, args, stdin)
+        if command.name in self.programs.producers or command.name in self.programs.decoders:
+            piped = (
+                pipe_output(stdin.producers, self.programs)
+                if stdin is not None and stdin.kind == "pipe"
+                else None
+            )
+            content = command_output(produced, piped, self.programs).text
+        for redirect in command.redirects:
+            if redirect.op not in WRITE_OPS or redirect.target_abs is None or redirect.fd not in (None, 1):
+                continue
+            if redirect.op == ">&" and redirect.target is not None and redirect.target.isdigit():
+                continue
+            previous = self.written.get(redirect.target_abs)
+            if redirect.op in (">>", "&>>") and previous is not None:
+                joined = (
+                    previous.content + content
+                    if previous.content is not None and content is not None
+                    else None
+                )
+                self.written[redirect.target_abs] = _Written(joined)
+            else:
+                self.written[redirect.target_abs] = _Written(content)
+        writer = self.programs.file_writers.get(command.name)
+        if writer is None:
+            return
+        words = command.argv[1:]
+        targets: list[str] = []
+        operands = [w for w in words if not w.startswith("-")]
+        if writer.operands == "all":
+            targets = operands
+        elif writer.operands == "last" and len(operands) >= 2:
+            targets = operands[-1:]
+        for index, word in enumerate(words):
+            option, eq, value = word.partition("=")
+            if option in writer.output_options:
+                targets.append(value if eq else (words[index + 1] if index + 1 < len(words) else ""))
+            if eq and option in writer.output_keys:
+                targets.append(value)
+        piped_content: str | None = None
+        if writer.operands == "all" and stdin is not None:
+            source = (
+                pipe_output(stdin.producers, self.programs)
+                if stdin.kind == "pipe"
+                else stdin_output(stdin, None)
+            )
+            piped_content = source.text if source is not None else None
+        for target in targets:
+            path = absolute(target, command.cwd, self.home)
+            if path is not None:
+                self.written[path] = _Written(piped_content)
+
+    # -- candidates -----------------------------------------------------------------------------------
+
+    def _candidates(
+        self, command: Command, args: list[Arg], env: dict[str, str], stdin: Stdin | None, ctx: Context
+    ) -> None:
+        body = stdin.body.value if stdin is not None and stdin.body is not None and stdin.body.known else None
+        for found in find_candidates(command.name, args, env, body, self.programs):
+            if found.text in self._candidate_texts or not looks_like_command(found.text):
+                continue
+            self._candidate_texts.add(found.text)
+            inner = Context((*ctx.via, Via("argument", found.via_name)), "shell", candidate=True)
+            self.shell(found.text, inner, Scope(cwd=command.cwd, home=self.home))
+
+
+def looks_like_command(text: str) -> bool:
+    """A candidate is kept when it parses cleanly and starts with a word that can name a program."""
+    if len(text) > 4096:
+        return False
+    tree = parse(encode(text))
+    root = tree.root_node
+    if root.has_error:
+        return False
+    statements = [c for c in root.named_children if c.type != "comment"]
+    if not statements:
+        return False
+    node = statements[0]
+    for _ in range(8):
+        if node.type == "command":
+            break
+        body = node.child_by_field_name("body") if node.type == "redirected_statement" else None
+        if body is not None:
+            node = body
+        elif node.type in ("list", "pipeline") and node.named_children:
+            node = node.named_children[0]
+        else:
+            return False
+    name = node.child_by_field_name("name")
+    if name is None or name.text is None:
+        return False
+    word = name.text.decode("utf-8", errors="replace")
+    return bool(_PROGRAM_WORD.match(word))

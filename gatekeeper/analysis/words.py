@@ -1,0 +1,453 @@
+"""Words: what bash turns a word of source text into before a program sees it.
+
+Quote removal and concatenation (``k'i'll`` → ``kill``, ``"/usr/bin/pk""ill"`` → ``/usr/bin/pkill``,
+``\\kill`` → ``kill``), ANSI-C strings with every escape bash knows (``$'\\x6b\\151ll'`` → ``kill``),
+parameter expansion of variables whose value is known (``$K``, ``${K}``, ``${K:-default}``), field
+splitting of unquoted expansions, tilde expansion when the home directory is known. A value that cannot
+be known statically keeps its source text and is marked unknown; command substitutions are handed to a
+callback that analyses them and may know their output. Brace expansion and globbing are left literal
+(globs are flagged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tree_sitter import Node
+
+GLOB_CHARS = frozenset("*?[")
+IFS_WHITESPACE = frozenset(" \t\n")
+# Word nesting beyond this (strings in expansions in strings...) is left unknown rather than recursed into.
+MAX_WORD_DEPTH = 40
+
+_SIMPLE_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "e": "\x1b",
+    "E": "\x1b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "?": "?",
+}
+_HEX = frozenset("0123456789abcdefABCDEF")
+_OCTAL = frozenset("01234567")
+
+
+@dataclass(slots=True)
+class Output:
+    """What a command substitution, process substitution or pipe producer would print, as far as known.
+
+    ``data`` is the output when it can be known statically. ``steps`` names the producer then each
+    decoder applied (``["echo", "base64"]``). ``remote`` names a network fetcher the data came from.
+    ``problem`` says why the data is unknown; ``undecodable`` when a decoding step failed or is not
+    understood although its input was known.
+    """
+
+    data: bytes | None = None
+    steps: list[str] = field(default_factory=list)
+    remote: str | None = None
+    problem: str | None = None
+    undecodable: bool = False
+
+    @property
+    def text(self) -> str | None:
+        return None if self.data is None else self.data.decode("utf-8", errors="replace")
+
+
+@dataclass(slots=True)
+class Arg:
+    """One word after expansion. ``start``/``end`` are byte offsets in the source it came from.
+
+    ``known`` is false when the value cannot be known statically (then ``value`` is the source text).
+    ``glob`` marks unquoted pattern characters, expanded against the file system at run time.
+    ``origin`` is set when the word is exactly one command or process substitution.
+    ``remote`` is true when any part of the word comes from a network fetcher.
+    """
+
+    value: str
+    known: bool = True
+    start: int = -1
+    end: int = -1
+    glob: bool = False
+    origin: Output | None = None
+    remote: bool = False
+
+
+def literal(value: str) -> Arg:
+    """A word whose value is known and has no source position (built from data, not parsed)."""
+    return Arg(value)
+
+
+@dataclass(slots=True)
+class _Piece:
+    text: str
+    quoted: bool
+    known: bool = True
+    split: bool = False  # an unquoted expansion result: subject to field splitting
+    glob: bool = False
+    word: bool = False  # an unquoted literal from the source (tilde expansion applies at a word start)
+    origin: Output | None = None
+    remote: bool = False
+
+
+Lookup = Callable[[str], "str | None"]
+Substitute = Callable[[Node], Output]
+Scan = Callable[[Node], None]
+
+
+def real_start(node: Node) -> int:
+    """Start byte of ``node`` without the blanks tree-sitter-bash sometimes folds into a leading token."""
+    current = node
+    for _ in range(8):
+        if current.child_count == 0:
+            if not current.is_named and current.type.strip() and len(current.type) <= current.end_byte:
+                return max(current.start_byte, current.end_byte - len(current.type))
+            return current.start_byte
+        first = current.children[0]
+        current = first
+    return node.start_byte
+
+
+def unescape_unquoted(text: str) -> tuple[str, bool]:
+    """Quote removal of an unquoted literal: drop backslashes (and backslash-newline); flag globs."""
+    if "\\" not in text:
+        return text, any(ch in GLOB_CHARS for ch in text)
+    out: list[str] = []
+    glob = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            if text[i + 1] != "\n":
+                out.append(text[i + 1])
+            i += 2
+            continue
+        if ch in GLOB_CHARS:
+            glob = True
+        out.append(ch)
+        i += 1
+    return "".join(out), glob
+
+
+def unescape_double_quoted(text: str, *, heredoc: bool = False) -> str:
+    """Backslash removal inside double quotes (or an unquoted heredoc body, where ``"`` is not special)."""
+    if "\\" not in text:
+        return text
+    special = "$`\\\n" if heredoc else '$`"\\\n'
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in special:
+            if text[i + 1] != "\n":
+                out.append(text[i + 1])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _take(text: str, start: int, allowed: frozenset[str], limit: int) -> str:
+    end = start
+    while end < len(text) and end - start < limit and text[end] in allowed:
+        end += 1
+    return text[start:end]
+
+
+def _code_point(value: int) -> str:
+    if value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+        return "\ufffd"
+    return chr(value)
+
+
+def decode_escapes(body: str, mode: str = "ansi_c", *, byte_escapes: bool = False) -> tuple[str, bool]:
+    """Decode backslash escapes as ``$'...'`` (mode ``ansi_c``), ``echo -e``/``printf %b`` (``echo``) or a
+    printf format (``printf``) do.
+
+    Returns the text and whether ``\\c`` (echo: stop all output) was seen. Handles ``\\xHH``, octal
+    (``\\nnn``; ``\\0nnn`` for echo), ``\\uHHHH``, ``\\UHHHHHHHH``, ``\\cX`` control characters in
+    ``$'...'``, and the one-letter escapes. A NUL ends the string, as in bash. With ``byte_escapes``,
+    hex and octal escapes above 0x7f stand for raw bytes (as ``surrogateescape`` characters), so that
+    ``.encode("utf-8", "surrogateescape")`` gives the exact bytes a payload decoder would see.
+    """
+
+    def byte(value: int) -> str:
+        return chr(0xDC00 + value) if byte_escapes and value >= 0x80 else chr(value)
+
+    out: list[str] = []
+    i = 0
+    n = len(body)
+    while i < n:
+        ch = body[i]
+        if ch != "\\" or i + 1 >= n:
+            out.append(ch)
+            i += 1
+            continue
+        code = body[i + 1]
+        i += 2
+        if code in _SIMPLE_ESCAPES and (mode != "echo" or code not in "'?\""):
+            out.append(_SIMPLE_ESCAPES[code])
+        elif code == "x":
+            digits = _take(body, i, _HEX, 2)
+            out.append(byte(int(digits, 16)) if digits else "\\x")
+            i += len(digits)
+        elif code in "uU":
+            digits = _take(body, i, _HEX, 4 if code == "u" else 8)
+            out.append(_code_point(int(digits, 16)) if digits else "\\" + code)
+            i += len(digits)
+        elif code == "0" and mode == "echo":
+            digits = _take(body, i, _OCTAL, 3)
+            out.append(byte(int(digits or "0", 8) & 0xFF))
+            i += len(digits)
+        elif code in _OCTAL and mode != "echo":
+            digits = _take(body, i - 1, _OCTAL, 3)
+            out.append(byte(int(digits, 8) & 0xFF))
+            i += len(digits) - 1
+        elif code == "c" and mode == "ansi_c" and i < n:
+            out.append(chr(ord(body[i]) & 0x1F))
+            i += 1
+        elif code == "c" and mode == "echo":
+            return _until_nul("".join(out)), True
+        else:
+            out.append("\\" + code)
+    return _until_nul("".join(out)), False
+
+
+def _until_nul(text: str) -> str:
+    nul = text.find("\0")
+    return text[:nul] if nul >= 0 else text
+
+
+def decode_ansi_c(body: str) -> str:
+    """The value of ``$'body'``."""
+    return decode_escapes(body, "ansi_c")[0]
+
+
+class WordExpander:
+    """Expands word nodes of one parsed source against the current variables.
+
+    ``lookup(name)`` gives a variable's value or None when unknown; ``substitute(node)`` analyses a
+    ``$(...)``, backtick or ``<(...)`` node (its commands run too) and returns what it prints;
+    ``scan(node)`` analyses substitutions hidden in constructs whose value is not computed (arithmetic).
+    """
+
+    def __init__(
+        self, src: bytes, lookup: Lookup, home: str | None, substitute: Substitute, scan: Scan
+    ) -> None:
+        self.src = src
+        self.lookup = lookup
+        self.home = home
+        self.substitute = substitute
+        self.scan = scan
+
+    def source(self, node: Node) -> str:
+        return self.src[real_start(node) : node.end_byte].decode("utf-8", errors="replace")
+
+    def _slice(self, start: int, end: int) -> str:
+        return self.src[start:end].decode("utf-8", errors="replace")
+
+    # -- public ---------------------------------------------------------------------------------------
+
+    def fields(self, node: Node) -> list[Arg]:
+        """The words a command argument becomes: quote removal, expansion, field splitting."""
+        pieces = self._tilde(self._pieces(node, quoted=False, depth=0))
+        start, end = real_start(node), node.end_byte
+        result: list[Arg] = []
+        text: list[str] = []
+        known = True
+        glob = False
+        remote = False
+        exists = False
+        origins: list[Output | None] = []
+
+        def flush() -> None:
+            nonlocal text, known, glob, remote, exists, origins
+            if exists:
+                origin = origins[0] if len(origins) == 1 and len(pieces) == 1 else None
+                result.append(Arg("".join(text), known, start, end, glob, origin, remote))
+            text, known, glob, remote, exists, origins = [], True, False, False, False, []
+
+        for piece in pieces:
+            if piece.split and piece.known:
+                for ch in piece.text:
+                    if ch in IFS_WHITESPACE:
+                        flush()
+                    else:
+                        text.append(ch)
+                        exists = True
+                        glob = glob or ch in GLOB_CHARS
+                if piece.origin is not None:
+                    origins.append(piece.origin)
+                remote = remote or piece.remote
+                continue
+            text.append(piece.text)
+            exists = exists or piece.quoted or bool(piece.text) or not piece.known
+            known = known and piece.known
+            glob = glob or piece.glob
+            remote = remote or piece.remote
+            if piece.origin is not None:
+                origins.append(piece.origin)
+        flush()
+        if len(result) == 1 and len(pieces) == 1 and pieces[0].origin is not None:
+            result[0].origin = pieces[0].origin
+        return result
+
+    def single(self, node: Node) -> Arg:
+        """One word without field splitting (assignment values, here-strings, redirection targets)."""
+        pieces = self._tilde(self._pieces(node, quoted=False, depth=0))
+        origin = pieces[0].origin if len(pieces) == 1 else None
+        return Arg(
+            "".join(p.text for p in pieces),
+            all(p.known for p in pieces),
+            real_start(node),
+            node.end_byte,
+            any(p.glob for p in pieces),
+            origin,
+            any(p.remote for p in pieces),
+        )
+
+    def heredoc(self, body: Node, *, expand: bool, strip_tabs: bool) -> Arg:
+        """A heredoc body: literal when the delimiter was quoted, else expanded like a "string"."""
+        if not expand:
+            text = self._slice(body.start_byte, body.end_byte)
+            pieces = [_Piece(text, quoted=True)]
+        else:
+            pieces = self._quoted_region(body, body.start_byte, body.end_byte, depth=0, heredoc=True)
+        text = "".join(p.text for p in pieces)
+        if strip_tabs:
+            text = "\n".join(line.lstrip("\t") for line in text.split("\n"))
+        return Arg(
+            text,
+            all(p.known for p in pieces),
+            body.start_byte,
+            body.end_byte,
+            remote=any(p.remote for p in pieces),
+        )
+
+    # -- pieces ---------------------------------------------------------------------------------------
+
+    def _tilde(self, pieces: list[_Piece]) -> list[_Piece]:
+        if not pieces or not pieces[0].word or not pieces[0].text.startswith("~"):
+            return pieces
+        first = pieces[0]
+        prefix, slash, rest = first.text.partition("/")
+        if prefix == "~" and self.home is not None:
+            expanded = _Piece(self.home + slash + rest, quoted=False, word=True, glob=first.glob)
+        else:
+            expanded = _Piece(first.text, quoted=False, known=False, word=True)
+        return [expanded, *pieces[1:]]
+
+    def _pieces(self, node: Node, *, quoted: bool, depth: int) -> list[_Piece]:
+        kind = node.type
+        if depth > MAX_WORD_DEPTH:
+            return [_Piece(self.source(node), quoted, known=False)]
+        if kind in ("word", "number", "extglob_pattern", "special_variable_name", "variable_name"):
+            raw = self._slice(node.start_byte, node.end_byte)
+            if quoted:
+                return [_Piece(unescape_double_quoted(raw), quoted=True)]
+            text, glob = unescape_unquoted(raw)
+            return [_Piece(text, quoted=False, glob=glob, word=kind == "word")]
+        if kind == "raw_string":
+            return [_Piece(self._slice(node.start_byte + 1, node.end_byte - 1), quoted=True)]
+        if kind == "string":
+            return self._quoted_region(node, node.start_byte + 1, node.end_byte - 1, depth, heredoc=False)
+        if kind == "ansi_c_string":
+            return [_Piece(decode_ansi_c(self._slice(node.start_byte + 2, node.end_byte - 1)), quoted=True)]
+        if kind == "concatenation":
+            pieces: list[_Piece] = []
+            for child in node.children:
+                pieces.extend(self._pieces(child, quoted=quoted, depth=depth + 1))
+            return pieces
+        if kind == "simple_expansion":
+            return [self._variable(node, self._expansion_name(node), quoted)]
+        if kind == "expansion":
+            return [self._braced(node, quoted, depth)]
+        if kind in ("command_substitution", "process_substitution"):
+            output = self.substitute(node)
+            value = output.text
+            if kind == "command_substitution" and value is not None:
+                return [
+                    _Piece(
+                        value.rstrip("\n"),
+                        quoted,
+                        split=not quoted,
+                        origin=output,
+                        remote=output.remote is not None,
+                    )
+                ]
+            return [
+                _Piece(
+                    self.source(node), quoted, known=False, origin=output, remote=output.remote is not None
+                )
+            ]
+        if kind == "brace_expression":
+            return [_Piece(self._slice(node.start_byte, node.end_byte), quoted, glob=False)]
+        if not node.is_named:
+            # anonymous tokens that stand as words ("$" alone, "{" in a concatenation)
+            return [_Piece(node.type if node.type.strip() else "", quoted)]
+        self.scan(node)
+        return [_Piece(self.source(node), quoted, known=False)]
+
+    def _quoted_region(self, node: Node, start: int, end: int, depth: int, *, heredoc: bool) -> list[_Piece]:
+        # tree-sitter-bash folds blanks into the tokens of expansions inside strings, so the literal
+        # text is taken from the gaps between the real starts of the expansion nodes.
+        pieces: list[_Piece] = []
+        cursor = start
+        for child in node.children:
+            if not child.is_named or child.type in ("string_content", "heredoc_content"):
+                continue
+            child_start = real_start(child)
+            if child_start > cursor:
+                pieces.append(
+                    _Piece(unescape_double_quoted(self._slice(cursor, child_start), heredoc=heredoc), True)
+                )
+            pieces.extend(self._pieces(child, quoted=True, depth=depth + 1))
+            cursor = max(cursor, child.end_byte)
+        if end > cursor:
+            pieces.append(_Piece(unescape_double_quoted(self._slice(cursor, end), heredoc=heredoc), True))
+        return pieces
+
+    def _expansion_name(self, node: Node) -> str | None:
+        for child in node.children:
+            if child.type in ("variable_name", "special_variable_name"):
+                return self._slice(child.start_byte, child.end_byte)
+        return None
+
+    def _variable(self, node: Node, name: str | None, quoted: bool) -> _Piece:
+        value = self.lookup(name) if name is not None else None
+        if value is None:
+            return _Piece(self.source(node), quoted, known=False)
+        return _Piece(value, quoted, split=not quoted)
+
+    def _braced(self, node: Node, quoted: bool, depth: int) -> _Piece:
+        named = [c for c in node.children if c.is_named]
+        operators = [c.type for c in node.children if not c.is_named and c.type not in ("${", "}")]
+        if len(named) == 1 and not operators and named[0].type == "variable_name":
+            return self._variable(node, self._slice(named[0].start_byte, named[0].end_byte), quoted)
+        # ${NAME:-word} / ${NAME-word}: the default when NAME is (empty or) unset
+        if (
+            named
+            and named[0].type == "variable_name"
+            and len(operators) == 1
+            and operators[0] in (":-", "-", ":=", "=")
+        ):
+            value = self.lookup(self._slice(named[0].start_byte, named[0].end_byte))
+            if value is not None and (value or operators[0] in ("-", "=")):
+                return _Piece(value, quoted, split=not quoted)
+            if value is not None:
+                default = [
+                    p for child in named[1:] for p in self._pieces(child, quoted=True, depth=depth + 1)
+                ]
+                if all(p.known for p in default):
+                    return _Piece("".join(p.text for p in default), quoted, split=not quoted)
+        for child in named:
+            self.scan(child)
+        return _Piece(self.source(node), quoted, known=False)
