@@ -56,7 +56,7 @@ def serve(
 ) -> None:
     """Serve the HTTP API: /v1/decide, /v1/execute, /v1/data/gatekeeper/decision, approvals, /metrics.
 
-    Tokens come from the config file's [server] section or GATEKEEPER_AGENT_TOKENS and
+    Tokens come from the config file's server section or GATEKEEPER_AGENT_TOKENS and
     GATEKEEPER_ADMIN_TOKENS (comma-separated). Without an agent token the server only listens on a
     loopback address.
     """

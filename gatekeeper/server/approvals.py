@@ -173,12 +173,16 @@ class ApprovalStore:
     # -- internals ---------------------------------------------------------------------------------
 
     def _report(self) -> None:
-        """Tell ``on_resolved`` (the audit log) of approvals finished under the lock, outside it."""
+        """Tell ``on_resolved`` (the audit log) of approvals finished under the lock, then wake waiters."""
         with self._lock:
             finished, self._finished = self._finished, []
-        if self.on_resolved is not None:
-            for approval in finished:
+        for approval in finished:
+            # Record the verdict first: a waiter that wakes may act on it at once.
+            if self.on_resolved is not None:
                 self.on_resolved(approval)
+            event, loop = approval._event, approval._loop
+            if event is not None and loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
 
     def _finish_locked(self, approval: Approval, status: Status, *, by: str, reason: str | None) -> None:
         self._finished.append(approval)
@@ -191,9 +195,6 @@ class ApprovalStore:
             self._resolved[approval.id] = approval
             while len(self._resolved) > self.settings.keep_resolved:
                 self._resolved.popitem(last=False)
-        event, loop = approval._event, approval._loop
-        if event is not None and loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(event.set)
 
     def _expire_locked(self, now: float) -> None:
         for approval in [a for a in self._pending.values() if a.expires_at <= now]:
