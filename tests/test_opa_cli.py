@@ -41,6 +41,11 @@ def check(*args: str, audit: Path) -> tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr
 
 
+def opa_flags(opa_server) -> list[str]:
+    # A generous timeout: these tests compare answers; timeouts have their own tests.
+    return ["--engine", "opa", "--opa-url", opa_server.url, "--opa-timeout", "5"]
+
+
 def comparable(line: str) -> dict:
     decision = json.loads(line)
     decision.pop("decision_id")
@@ -52,7 +57,7 @@ def comparable(line: str) -> dict:
 @pytest.mark.parametrize("command", COMMANDS)
 def test_check_with_opa_prints_the_embedded_decision(command, opa_server, tmp_path):
     audit = tmp_path / "audit.jsonl"
-    opa_code, opa_out, opa_err = check("--engine", "opa", "--opa-url", opa_server.url, command, audit=audit)
+    opa_code, opa_out, opa_err = check(*opa_flags(opa_server), command, audit=audit)
     embedded_code, embedded_out, _ = check("--engine", "embedded", command, audit=audit)
     assert opa_code in (0, 1), opa_err
     assert json.loads(opa_out).get("error") is None, opa_out

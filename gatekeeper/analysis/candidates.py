@@ -6,8 +6,9 @@ Many programs run a command given in an argument or typed at their prompt: ``vim
 depends on the program, so these are reported as candidates and the policies decide. The extractor is
 small, explainable and driven by the ``candidates`` section of ``programs.json``:
 
-1. Programs whose arguments are text (``echo``, ``grep``, ``sed``, ...), shells, interpreters and
-   wrappers are skipped (the latter three are analysed properly elsewhere).
+1. Programs whose arguments are text (``echo``, ``grep``, ``sed``, ...), shells and interpreters are
+   skipped (their code is analysed properly elsewhere); a wrapper's words are only checked for known
+   keys (the command it runs is scanned on its own). A text found twice in one call is kept once.
 2. ``NAME=value`` assignments for the command (``env_variables``: ``VISUAL``, ``PAGER``,
    ``GIT_SSH_COMMAND``, ...) give their value (``|`` prefixes of ``LESSOPEN`` stripped).
 3. Per-program options: ``command_options`` whose value is a command line (``tar -I CMD``, ``rsync -e
@@ -58,12 +59,13 @@ def find_candidates(
         name in spec.text_consumers
         or programs.is_shell(name)
         or programs.interpreter(name) is not None
-        or programs.wrapper(name) is not None
         or name in programs.shell_builtins
     ):
         return found
     program = spec.programs.get(name, CandidateProgramSpec())
     known_program = name in spec.programs
+    # a wrapper's words include the command it runs, which is scanned as a command of its own
+    wrapper = programs.wrapper(name) is not None
     index = 1
     while index < len(args):
         arg = args[index]
@@ -88,6 +90,9 @@ def find_candidates(
             continue
         if program.plus_option and word.startswith("+") and len(word) > 1:
             _escaped(found, f"{name} +", word[1:], spec)
+            continue
+        if wrapper:
+            _keys(found, name, word, program, spec)
             continue
         if not known_program and option in spec.code_options and value is None and index < len(args):
             code_arg = args[index]
@@ -137,15 +142,23 @@ def _calls(found: list[CandidateText], via_name: str, code: str, spec: Candidate
             _add(found, via_name, call.shell)
 
 
-def _generic(
+def _keys(
     found: list[CandidateText], name: str, word: str, program: CandidateProgramSpec, spec: CandidateSpec
-) -> None:
+) -> bool:
     lowered = word.lower()
     for prefix in (*program.key_prefixes, *spec.key_prefixes):
         if lowered.startswith(prefix.lower()):
             rest = word[len(prefix) :]
             _add(found, f"{name} {prefix.rstrip('=: ')}", _strip_escape(rest, spec) or rest)
-            return
+            return True
+    return False
+
+
+def _generic(
+    found: list[CandidateText], name: str, word: str, program: CandidateProgramSpec, spec: CandidateSpec
+) -> None:
+    if _keys(found, name, word, program, spec):
+        return
     for line in word.splitlines() or [word]:
         stripped = line.strip()
         for prefix in program.line_prefixes:

@@ -34,6 +34,7 @@ from gatekeeper.analysis.shell import (
     Stdin,
     Walker,
     parse,
+    parse_repaired,
 )
 from gatekeeper.analysis.unwrap import unwrap
 from gatekeeper.analysis.words import Arg, Output
@@ -85,8 +86,8 @@ class Analysis:
         """Analyse shell source found in ``ctx``."""
         if self._deeper_than_allowed(ctx, text):
             return
-        src = encode(text)
-        tree = parse(src)
+        tree = parse_repaired(encode(text))
+        src = tree.root_node.text or b""
         Walker(self, src, ctx, self.home).walk(tree.root_node, scope)
 
     def python(self, code: str, ctx: Context, cwd: str | None) -> None:

@@ -19,6 +19,7 @@ tree-sitter-bash quirks handled here (each checked against ``str(tree.root_node)
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -73,6 +74,41 @@ def parse(src: bytes) -> Tree:
         parser = Parser(_LANGUAGE)
         _local.parser = parser
     return parser.parse(src)
+
+
+_HEREDOC_START = re.compile(rb"<<(-?)\s*(['\"]?)([A-Za-z0-9_.-]+)\2")
+
+
+def parse_repaired(src: bytes) -> Tree:
+    """Parse, working around tree-sitter-bash's failure on ``cmd <<EOF; next`` (a ``;`` after a heredoc
+    start): the text after the ``;`` is moved after the heredoc's terminator line, which runs it in the
+    same order. Used only when the plain parse has errors and the repaired one has none."""
+    tree = parse(src)
+    if not tree.root_node.has_error or b"<<" not in src:
+        return tree
+    lines = src.split(b"\n")
+    changed = False
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        match = _HEREDOC_START.search(line)
+        semicolon = line.find(b";", match.end()) if match else -1
+        if match is None or semicolon < 0 or line[match.end() : semicolon].count(b"'") % 2:
+            index += 1
+            continue
+        delimiter, strip = match.group(3), bool(match.group(1))
+        for end in range(index + 1, len(lines)):
+            candidate = lines[end].lstrip(b"\t") if strip else lines[end]
+            if candidate == delimiter:
+                lines.insert(end + 1, line[semicolon + 1 :])
+                lines[index] = line[:semicolon]
+                changed = True
+                break
+        index += 1
+    if not changed:
+        return tree
+    repaired = parse(b"\n".join(lines))
+    return tree if repaired.root_node.has_error else repaired
 
 
 @dataclass(frozen=True, slots=True)

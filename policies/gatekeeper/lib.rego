@@ -569,6 +569,43 @@ abs_from(c, base, s) := abs(c, s) if {
 	base == null
 } else := abs(object.union(c, {"cwd": base}), s)
 
+# Where an archiver writes the archive: tar's -f value (`-` is standard output), zip's and 7z's
+# archive operand; none for archivers writing to standard output.
+archive_outputs(c) := ({abs_or_dash(c, c.args[i]) |
+	c.name in data.gatekeeper.lib.tar_programs
+	some i
+	tar_file_value(c.args, i)
+} | {abs_or_dash(c, v) |
+	c.name in data.gatekeeper.lib.tar_programs
+	some v in option_values(c, ["--file"])
+}) | {abs(c, a) |
+	not c.name in data.gatekeeper.lib.tar_programs
+	some a in archive_name(c)
+}
+
+tar_file_value(args, i) if {
+	i > 0
+	regex.match(`^-[A-Za-z]*f$`, args[i - 1])
+}
+
+tar_file_value(args, i) if {
+	i == 1
+	old_style_mode(args, 0)
+	contains(args[0], "f")
+}
+
+archive_name(c) := [c.positionals[1]] if {
+	data.gatekeeper.lib.archive_create_subcommands[c.name]
+	count(c.positionals) > 1
+} else := [c.positionals[0]] if {
+	c.name in data.gatekeeper.lib.archive_named_first
+	count(c.positionals) > 0
+} else := []
+
+abs_or_dash(c, s) := s if {
+	s == "-"
+} else := abs(c, s)
+
 # Compressing (not -d/-t/-l) a file or standard input.
 compresses(c) if {
 	c.name in data.gatekeeper.lib.compress_programs

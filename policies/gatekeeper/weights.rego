@@ -61,7 +61,7 @@ hits contains lib.hit(c, "weights.encode", message) if {
 
 hits contains lib.hit(c, "weights.stream", message) if {
 	some c in lib.commands
-	c.name in data.gatekeeper.weights.stream_programs
+	c.name in data.gatekeeper.lib.stream_programs
 	writes_elsewhere(c)
 	some p in read_paths(c)
 	is_weights(p)
@@ -223,7 +223,7 @@ sink(c) := "a pipe" if {
 } else := concat(", ", [lib.abs(c, p) | some p in c.positionals])
 
 # Programs a dedicated weights rule already judges.
-has_weights_rule(c) if c.name in data.gatekeeper.weights.stream_programs
+has_weights_rule(c) if c.name in data.gatekeeper.lib.stream_programs
 
 has_weights_rule(c) if encodes(c)
 
