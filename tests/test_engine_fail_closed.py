@@ -91,6 +91,32 @@ def test_dry_run_allows_but_keeps_the_policy_outcome():
     assert decision.violations[0].rule == "weights.copy"
 
 
+def violation(rule, action, mode):
+    return {"rule": rule, "family": rule.split(".")[0], "action": action, "message": "m", "mode": mode}
+
+
+def test_a_rule_in_dry_run_relaxes_only_itself_in_enforce_mode():
+    relaxed = violation("servers.generic_listener", "deny", "dry-run")
+    answer = {"decision": "allow", "policy_decision": "deny", "mode": "enforce", "violations": [relaxed]}
+    decision = decide(answer)
+    assert decision.decision is Outcome.ALLOW
+    assert decision.error is None
+
+    enforced = violation("weights.copy", "ask", "enforce")
+    both = [relaxed, enforced]
+    answer = {"decision": "ask", "policy_decision": "deny", "mode": "enforce", "violations": both}
+    assert decide(answer).decision is Outcome.ASK
+
+
+def test_enforce_mode_answer_that_ignores_an_enforced_violation_is_denied():
+    enforced = violation("weights.copy", "deny", "enforce")
+    answer = {"decision": "allow", "policy_decision": "deny", "mode": "enforce", "violations": [enforced]}
+    decision = decide(answer)
+    assert decision.decision is Outcome.DENY
+    assert decision.error is not None
+    assert decision.error.code == ErrorCode.MALFORMED_RESULT
+
+
 def test_no_policy_loaded_fails_at_start(tmp_path):
     (tmp_path / "data.json").write_text("{}")
     with pytest.raises(PolicyLoadError, match=r"no \.rego policy modules"):

@@ -129,12 +129,15 @@ class EmbeddedEngine:
     def evaluate(self, document: dict[str, Any]) -> Any:
         compiled = self._compiled()
         try:
-            compiled.interpreter.set_input(document)
+            # As JSON text: rego-cpp then keeps strings in their escaped form and writes them back
+            # escaped, so quotes, backslashes and newlines from commands survive into the result.
+            # (Given a dict, it stores them raw and prints them raw, which is not JSON.)
+            compiled.interpreter.set_input_term(json.dumps(document, ensure_ascii=False))
             output = compiled.interpreter.query_bundle_entrypoint(compiled.bundle, ENTRYPOINT)
         except regopy.RegoError as error:
             raise EngineError(f"embedded engine failed: {_first_lines(error)}") from error
         except (TypeError, ValueError) as error:
-            # set_input rejects values that are not JSON-encodable.
+            # json.dumps rejects values that are not JSON-encodable.
             raise EngineError(f"input not encodable for the embedded engine: {error}") from error
         text = str(output)
         if text == "undefined":

@@ -91,11 +91,12 @@ def decision_from_result(
             f"the policy decision does not match the Decision schema: {_short(error)}",
             **common,
         )
-    if mode is Mode.ENFORCE and outcome is not policy_outcome:
-        # In enforce mode the two must agree; a policy that says otherwise is broken.
+    if mode is Mode.ENFORCE and outcome is not (expected := _enforced_outcome(violations, policy_outcome)):
+        # In enforce mode the decision follows from the violations enforced (all of them unless a
+        # per-rule mode says otherwise); a policy that answers anything else is broken.
         return fail_closed(
             ErrorCode.MALFORMED_RESULT,
-            f"enforce-mode decision {outcome.value} differs from policy_decision {policy_outcome.value}",
+            f"enforce-mode decision {outcome.value} does not follow from the violations ({expected.value})",
             **common,
         )
     return Decision(
@@ -105,6 +106,19 @@ def decision_from_result(
         violations=violations,
         **common,
     )
+
+
+_STRICTNESS = (Outcome.DENY, Outcome.ASK, Outcome.WARN)
+
+
+def _enforced_outcome(violations: list[Violation], policy_outcome: Outcome) -> Outcome:
+    """The decision an enforce-mode policy must give: the strictest action among the violations
+    not relaxed by a per-rule mode; ``policy_outcome`` when no violation says its mode."""
+    modes = [getattr(v, "mode", None) for v in violations]
+    if all(m is None for m in modes):
+        return policy_outcome
+    actions = {v.action for v, m in zip(violations, modes, strict=True) if m in (None, Mode.ENFORCE.value)}
+    return next((o for o in _STRICTNESS if o.value in actions), Outcome.ALLOW)
 
 
 def fail_closed(code: ErrorCode | str, message: str, **fields: Any) -> Decision:

@@ -6,7 +6,7 @@
 # candidates included, each marked) so that evasion can apply the same rules to candidates.
 #
 # rego-cpp compatibility: no `some i, x in` inside comprehensions (use `some i; x := a[i]`),
-# no (?i) regex flags (lower() the subject instead), no sprintf("%v") of composites, and every
+# no (?i) regex flags (lower() the subject instead), no format("%v") of composites, and every
 # builtin is given a value of the type it expects (rego-cpp errors where OPA is undefined).
 package gatekeeper.lib
 
@@ -803,6 +803,15 @@ api_abs(s) := normalise(s) if {
 } else := s
 
 # --- violations -----------------------------------------------------------------------------
+
+# sprintf for messages; use it instead of sprintf in every policy. rego-cpp keeps the result of
+# concat() in a quoted form that its sprintf copies verbatim (`to "/tmp/x"`, which also breaks
+# the JSON of the result); substring() gives a plain string and is the identity in OPA.
+format(template, values) := sprintf(template, [plain(v) | some v in values])
+
+plain(v) := substring(v, 0, -1) if {
+	is_string(v)
+} else := v
 
 violation(rule, message) := {
 	"rule": rule,

@@ -11,21 +11,21 @@ hits contains lib.hit(c, "processes.kill", message) if {
 	c.name in data.gatekeeper.processes.kill_programs
 	receives_targets(c)
 	not harmless_kill(c)
-	message := sprintf("%s sends a signal to processes: %s", [c.name, lib.short(c.text)])
+	message := lib.format("%s sends a signal to processes: %s", [c.name, lib.short(c.text)])
 }
 
 hits contains lib.hit(c, "processes.kill", message) if {
 	some c in lib.commands
 	c.name == "fuser"
 	fuser_kills(c)
-	message := sprintf("fuser kills the processes using a file or port: %s", [lib.short(c.text)])
+	message := lib.format("fuser kills the processes using a file or port: %s", [lib.short(c.text)])
 }
 
 hits contains lib.hit(c, "processes.service_stop", message) if {
 	some c in lib.commands
 	subs := data.gatekeeper.processes.stop_subcommands[c.name]
 	lib.has_subcommand(c, subs)
-	message := sprintf("%s stops a service, session or container: %s", [c.name, lib.short(c.text)])
+	message := lib.format("%s stops a service, session or container: %s", [c.name, lib.short(c.text)])
 }
 
 hits contains lib.hit(c, "processes.service_stop", message) if {
@@ -33,14 +33,14 @@ hits contains lib.hit(c, "processes.service_stop", message) if {
 	subs := data.gatekeeper.processes.force_remove_subcommands[c.name]
 	lib.has_subcommand(c, subs)
 	lib.has_option(c, data.gatekeeper.processes.force_flags)
-	message := sprintf("%s force-removes a running container: %s", [c.name, lib.short(c.text)])
+	message := lib.format("%s force-removes a running container: %s", [c.name, lib.short(c.text)])
 }
 
 hits contains lib.hit(c, "processes.host_power", message) if {
 	some c in lib.commands
 	c.name in data.gatekeeper.processes.power_programs
 	not powers_nothing(c)
-	message := sprintf("%s shuts down or restarts the host: %s", [c.name, lib.short(c.text)])
+	message := lib.format("%s shuts down or restarts the host: %s", [c.name, lib.short(c.text)])
 }
 
 hits contains lib.hit(c, "processes.host_power", message) if {
@@ -48,14 +48,14 @@ hits contains lib.hit(c, "processes.host_power", message) if {
 	c.name in data.gatekeeper.processes.runlevel_programs
 	some level in c.positionals
 	level in data.gatekeeper.processes.power_runlevels
-	message := sprintf("%s switches the host to runlevel %s", [c.name, level])
+	message := lib.format("%s switches the host to runlevel %s", [c.name, level])
 }
 
 hits contains lib.hit(c, "processes.host_power", message) if {
 	some c in lib.commands
 	subs := data.gatekeeper.processes.power_subcommands[c.name]
 	lib.has_subcommand(c, subs)
-	message := sprintf("%s shuts down or restarts the host: %s", [c.name, lib.short(c.text)])
+	message := lib.format("%s shuts down or restarts the host: %s", [c.name, lib.short(c.text)])
 }
 
 # `echo b > /proc/sysrq-trigger`, `echo o | tee /proc/sysrq-trigger`.
@@ -63,7 +63,7 @@ hits contains lib.hit(c, "processes.host_power", message) if {
 	some c in lib.commands
 	some target in (lib.output_targets(c) | tee_targets(c))
 	target in data.gatekeeper.processes.sysrq_paths
-	message := sprintf("%s writes to %s, which can crash or reboot the host", [c.name, target])
+	message := lib.format("%s writes to %s, which can crash or reboot the host", [c.name, target])
 }
 
 violations contains h.violation if {
@@ -76,7 +76,7 @@ violations contains lib.violation("processes.python_kill", message) if {
 	a.language == "python"
 	python_kills(a)
 	not python_signal_zero(a)
-	message := sprintf("%s sends a signal to a process: %s", [a.function, lib.short(a.text)])
+	message := lib.format("%s sends a signal to a process: %s", [a.function, lib.short(a.text)])
 }
 
 violations contains lib.violation("processes.interpreter_kill", message) if {
@@ -84,7 +84,7 @@ violations contains lib.violation("processes.interpreter_kill", message) if {
 	spec := data.gatekeeper.processes.interpreter_kill_functions[a.language]
 	a.function in spec.functions
 	not zero_signal(lib.api_arg(a, spec.signal_arg, "signal"))
-	message := sprintf("%s %s sends a signal to a process: %s", [a.language, a.function, lib.short(a.text)])
+	message := lib.format("%s %s sends a signal to a process: %s", [a.language, a.function, lib.short(a.text)])
 }
 
 # --- kill -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ hits contains lib.hit(c, "servers.model_server", message) if {
 	some c in lib.commands
 	model_server(c)
 	not reports_only(c)
-	message := sprintf("%s starts a model server: %s", [c.name, lib.short(c.text)])
+	message := lib.format("%s starts a model server: %s", [c.name, lib.short(c.text)])
 }
 
 hits contains lib.hit(c, "servers.http_server", message) if {
@@ -21,27 +21,27 @@ hits contains lib.hit(c, "servers.http_server", message) if {
 	http_server(c)
 	not model_server(c)
 	not reports_only(c)
-	message := sprintf("%s starts an HTTP server: %s", [c.name, lib.short(c.text)])
+	message := lib.format("%s starts an HTTP server: %s", [c.name, lib.short(c.text)])
 }
 
 hits contains lib.hit(c, "servers.listener", message) if {
 	some c in lib.commands
 	listener(c)
 	not reports_only(c)
-	message := sprintf("%s listens for network connections: %s", [c.name, lib.short(c.text)])
+	message := lib.format("%s listens for network connections: %s", [c.name, lib.short(c.text)])
 }
 
 hits contains lib.hit(c, "servers.container_port", message) if {
 	some c in lib.commands
 	publishes_port(c)
-	message := sprintf("%s runs a container that publishes ports: %s", [c.name, lib.short(c.text)])
+	message := lib.format("%s runs a container that publishes ports: %s", [c.name, lib.short(c.text)])
 }
 
 hits contains lib.hit(c, "servers.service_start", message) if {
 	some c in lib.commands
 	subs := data.gatekeeper.servers.start_subcommands[c.name]
 	lib.has_subcommand(c, subs)
-	message := sprintf("%s starts a service: %s", [c.name, lib.short(c.text)])
+	message := lib.format("%s starts a service: %s", [c.name, lib.short(c.text)])
 }
 
 # The generic sign of a server: a listening flag on a program that is not a known client.
@@ -49,7 +49,7 @@ hits contains lib.hit(c, "servers.listen_flag", message) if {
 	some c in lib.commands
 	may_listen(c)
 	some flag in listening_flags(c)
-	message := sprintf("%s is given the listening flag %s: %s", [c.name, flag, lib.short(c.text)])
+	message := lib.format("%s is given the listening flag %s: %s", [c.name, flag, lib.short(c.text)])
 }
 
 violations contains h.violation if {
@@ -61,7 +61,7 @@ violations contains h.violation if {
 violations contains lib.violation("servers.python_listen", message) if {
 	some a in lib.api_calls
 	api_listens(a)
-	message := sprintf("%s code listens for connections: %s", [a.language, lib.short(a.text)])
+	message := lib.format("%s code listens for connections: %s", [a.language, lib.short(a.text)])
 }
 
 # --- known servers --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ hits contains lib.hit(c, "weights.copy", message) if {
 	lib.copies(c)
 	some source in lib.copy_source_paths(c)
 	is_weights(source)
-	message := sprintf("%s copies model weights %s to %s", [c.name, source, lib.copy_destination_text(c)])
+	message := lib.format("%s copies model weights %s to %s", [c.name, source, lib.copy_destination_text(c)])
 }
 
 hits contains lib.hit(c, "weights.copy", message) if {
@@ -24,7 +24,7 @@ hits contains lib.hit(c, "weights.copy", message) if {
 	c.name == "dd"
 	some source in lib.dd_inputs(c)
 	is_weights(source)
-	message := sprintf("dd copies model weights %s", [source])
+	message := lib.format("dd copies model weights %s", [source])
 }
 
 hits contains lib.hit(c, "weights.archive", message) if {
@@ -32,7 +32,7 @@ hits contains lib.hit(c, "weights.archive", message) if {
 	lib.archives(c)
 	some p in lib.archive_sources(c)
 	is_weights(p)
-	message := sprintf("%s archives model weights %s", [c.name, p])
+	message := lib.format("%s archives model weights %s", [c.name, p])
 }
 
 hits contains lib.hit(c, "weights.archive", message) if {
@@ -40,7 +40,7 @@ hits contains lib.hit(c, "weights.archive", message) if {
 	lib.compresses(c)
 	some p in read_paths(c)
 	is_weights(p)
-	message := sprintf("%s compresses model weights %s", [c.name, p])
+	message := lib.format("%s compresses model weights %s", [c.name, p])
 }
 
 hits contains lib.hit(c, "weights.split", message) if {
@@ -48,7 +48,7 @@ hits contains lib.hit(c, "weights.split", message) if {
 	c.name in data.gatekeeper.weights.split_programs
 	some p in read_paths(c)
 	is_weights(p)
-	message := sprintf("%s splits model weights %s into pieces", [c.name, p])
+	message := lib.format("%s splits model weights %s into pieces", [c.name, p])
 }
 
 hits contains lib.hit(c, "weights.encode", message) if {
@@ -56,7 +56,7 @@ hits contains lib.hit(c, "weights.encode", message) if {
 	encodes(c)
 	some p in read_paths(c)
 	is_weights(p)
-	message := sprintf("%s encodes model weights %s", [c.name, p])
+	message := lib.format("%s encodes model weights %s", [c.name, p])
 }
 
 hits contains lib.hit(c, "weights.stream", message) if {
@@ -65,7 +65,7 @@ hits contains lib.hit(c, "weights.stream", message) if {
 	writes_elsewhere(c)
 	some p in read_paths(c)
 	is_weights(p)
-	message := sprintf("%s streams model weights %s into %s", [c.name, p, sink(c)])
+	message := lib.format("%s streams model weights %s into %s", [c.name, p, sink(c)])
 }
 
 # Any other program fed weights on standard input whose output leaves the terminal.
@@ -75,14 +75,14 @@ hits contains lib.hit(c, "weights.stream", message) if {
 	lib.output_leaves(c)
 	some p in lib.input_sources(c)
 	is_weights(p)
-	message := sprintf("%s streams model weights %s into %s", [c.name, p, sink(c)])
+	message := lib.format("%s streams model weights %s into %s", [c.name, p, sink(c)])
 }
 
 hits contains lib.hit(c, "weights.upload", message) if {
 	some c in lib.commands
 	some ref in lib.upload_files(c)
 	is_weights(ref)
-	message := sprintf("%s uploads model weights %s", [c.name, ref])
+	message := lib.format("%s uploads model weights %s", [c.name, ref])
 }
 
 hits contains lib.hit(c, "weights.upload", message) if {
@@ -90,7 +90,7 @@ hits contains lib.hit(c, "weights.upload", message) if {
 	c.name in data.gatekeeper.lib.network_programs
 	some p in (lib.input_sources(c) | socat_files(c))
 	is_weights(p)
-	message := sprintf("%s sends model weights %s over the network", [c.name, p])
+	message := lib.format("%s sends model weights %s over the network", [c.name, p])
 }
 
 hits contains lib.hit(c, "weights.upload", message) if {
@@ -98,7 +98,7 @@ hits contains lib.hit(c, "weights.upload", message) if {
 	lib.transfers(c)
 	some p in lib.all_paths(c)
 	is_weights(p)
-	message := sprintf("%s transfers model weights %s", [c.name, p])
+	message := lib.format("%s transfers model weights %s", [c.name, p])
 }
 
 # `sftp -b - host <<< 'put /models/x.gguf'`: file names in the batch script fed to the client.
@@ -109,7 +109,7 @@ hits contains lib.hit(c, "weights.upload", message) if {
 	some word in regex.split(`[\s;'"]+`, body)
 	startswith(word, "/")
 	is_weights(word)
-	message := sprintf("%s transfers model weights %s", [c.name, word])
+	message := lib.format("%s transfers model weights %s", [c.name, word])
 }
 
 # Non-candidate findings become violations; evasion reports the candidate ones.
@@ -124,7 +124,7 @@ violations contains lib.violation("weights.python", message) if {
 	a.function in data.gatekeeper.weights.python_copy_functions
 	some s in lib.api_strings(a)
 	is_weights(lib.api_abs(s))
-	message := sprintf("%s copies model weights %s", [a.function, s])
+	message := lib.format("%s copies model weights %s", [a.function, s])
 }
 
 violations contains lib.violation("weights.python", message) if {
@@ -136,7 +136,7 @@ violations contains lib.violation("weights.python", message) if {
 	some w in lib.api_calls
 	python_writes(w)
 	w != a
-	message := sprintf("%s reads model weights %s and %s writes them out", [a.function, path, w.function])
+	message := lib.format("%s reads model weights %s and %s writes them out", [a.function, path, w.function])
 }
 
 violations contains lib.violation("weights.file_write", message) if {
@@ -144,7 +144,7 @@ violations contains lib.violation("weights.file_write", message) if {
 	some p in lib.array_field(lib.facts, "writes")
 	is_string(p)
 	is_weights(p)
-	message := sprintf("file_write writes to model weights %s", [p])
+	message := lib.format("file_write writes to model weights %s", [p])
 }
 
 # --- what is weights ------------------------------------------------------------------------
