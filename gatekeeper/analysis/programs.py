@@ -156,7 +156,13 @@ def _wrapper(name: str, data: dict[str, Any]) -> WrapperSpec:
     return WrapperSpec(
         name=name,
         kind=data.get("kind", "wrapper"),
-        options_with_arg=_set(data, "options_with_arg"),
+        # options whose value is a program, a command line, a directory or a user take a value too
+        options_with_arg=_set(data, "options_with_arg")
+        | _set(data, "program_options")
+        | _set(data, "command_options")
+        | _set(data, "split_options")
+        | _set(data, "chdir_options")
+        | _set(data, "user_options"),
         positional=int(data.get("positional", 0)),
         assignments=bool(data.get("assignments", False)),
         chdir_options=_set(data, "chdir_options"),

@@ -32,7 +32,14 @@ from gatekeeper.analysis.facts import Command, Pipeline, Redirect, Via
 from gatekeeper.analysis.paths import absolute
 from gatekeeper.analysis.programs import program_name
 from gatekeeper.analysis.scope import UNKNOWN, FunctionDef, Scope
-from gatekeeper.analysis.words import Arg, Output, WordExpander, real_start
+from gatekeeper.analysis.words import (
+    Arg,
+    Output,
+    WordExpander,
+    is_locale_dollar,
+    real_start,
+    unescape_unquoted,
+)
 
 _LANGUAGE = Language(tree_sitter_bash.language())
 _local = threading.local()
@@ -76,6 +83,8 @@ def parse(src: bytes) -> Tree:
     return parser.parse(src)
 
 
+# A word without quotes, expansions or operators (see Walker._dropped_words).
+_PLAIN_WORD = re.compile(rb"[^\s'\"$`;&|<>()\\]+")
 _HEREDOC_START = re.compile(rb"<<(-?)\s*(['\"]?)([A-Za-z0-9_.-]+)\2")
 
 
@@ -280,7 +289,8 @@ class Walker:
                 continue
             background = any(is_background_token(nxt) for nxt in self._following_tokens(children, index))
             if background:
-                self._statement(child, scope.copy(), replace(ex, background=True, affects_scope=False))
+                # a background job runs in a subshell: its own copy of the state, cd followed inside it
+                self._statement(child, scope.copy(), replace(ex, background=True))
             else:
                 self._statement(child, scope, ex)
 
@@ -341,6 +351,9 @@ class Walker:
             self._redirected_statement(node, scope, ex)
         elif kind == "subshell":
             self._nested_block(node, scope.copy(), ex, "subshell", "( )")
+        elif kind == "compound_statement" and node.children and node.children[0].type == "((":
+            # tree-sitter-bash parses the arithmetic command (( ... )) as a compound statement
+            self.scan(node, scope, ex)
         elif kind == "compound_statement":
             self._nested_block(node, scope, ex, "group", "{ }")
         elif kind in ("if_statement", "case_statement", "while_statement", "until_statement"):
@@ -500,7 +513,7 @@ class Walker:
                     redirects.append(child)
         if background:
             scope = scope.copy()
-            ex = replace(ex, background=True, affects_scope=False)
+            ex = replace(ex, background=True)
         core: Item = _Redirected(body, redirects)
         if pipeline_rest is not None:
             members: list[Node | _Redirected] = [_Redirected(body, redirects)]
@@ -651,8 +664,11 @@ class Walker:
         args: list[Arg] = []
         assignments: list[tuple[str, Arg]] = []
         redirect_nodes: list[Node] = []
-        for index, child in enumerate(node.children):
+        children = node.children
+        for index, child in enumerate(children):
             kind = child.type
+            if is_locale_dollar(child, children[index + 1] if index + 1 < len(children) else None):
+                continue
             if kind == "variable_assignment":
                 assignment = self._assignment(child, expander)
                 if assignment is not None:
@@ -666,6 +682,7 @@ class Walker:
                 args.extend(expander.fields(child))
             elif kind == "comment":
                 continue
+        args.extend(self._dropped_words(node, extra_redirects))
         redirects, stdin = self._redirections(redirect_nodes + extra_redirects, scope, ex)
         if not args:
             for name, value in assignments:
@@ -687,6 +704,26 @@ class Walker:
             program = program_name(args[0].value) if args[0].known else None
             produced.append(Produced(program, args, command.stdin))
         self.runner.run_simple(command, scope, self.ctx)
+
+    def _dropped_words(self, node: Node, redirects: list[Node]) -> list[Arg]:
+        """Words tree-sitter-bash leaves out of the tree without an error: in ``python3 - <<EOF`` and
+        ``cat - 2>/dev/null <<EOF`` the ``-`` before the redirections is in no node. They are the text
+        between the command and its first redirection; anything but plain words there is reported."""
+        following = [r.start_byte for r in redirects if r.start_byte >= node.end_byte]
+        if not following:
+            return []
+        start, end = node.end_byte, min(following)
+        gap = self.src[start:end].replace(b"\\\n", b"  ")
+        if not gap.strip():
+            return []
+        words: list[Arg] = []
+        for match in _PLAIN_WORD.finditer(gap):
+            value, glob = unescape_unquoted(match.group().decode("utf-8", errors="replace"))
+            words.append(Arg(value, start=start + match.start(), end=start + match.end(), glob=glob))
+        if _PLAIN_WORD.sub(b"", gap).strip():
+            text = self.src[start:end].decode("utf-8", errors="replace")
+            self.runner.report_parse_error(f"text the parser dropped: {text.strip()!r}", text, self.ctx)
+        return words
 
     def _assignment(self, node: Node, expander: WordExpander) -> tuple[str, Arg] | None:
         name_node = node.child_by_field_name("name")

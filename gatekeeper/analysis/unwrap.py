@@ -64,8 +64,8 @@ def unwrap(spec: WrapperSpec, args: list[Arg]) -> list[Layer]:
     while positional < spec.positional and index < len(args):
         index += 1
         positional += 1
-        if spec.kind == "remote":
-            # ssh parses options again after the host name
+        if spec.kind == "remote" or spec.command_options:
+            # ssh parses options again after the host name; flock FILE -c CMD takes -c after the file
             index = _parse_options(spec, args, index, options)
     rest = args[index:]
     if spec.program_options:
@@ -114,7 +114,8 @@ def _parse_options(spec: WrapperSpec, args: list[Arg], index: int, options: _Opt
             if options.no_command:
                 return index
             continue
-        if word.startswith("-") and len(word) > 1 and not word[1:].isdigit():
+        if word.startswith("-") and len(word) > 1:
+            # digits are options too: xargs -0, nice -10 (a command never starts with "-")
             index = _short_cluster(spec, args, index, options)
             if options.no_command:
                 return index

@@ -11,6 +11,7 @@ callback that analyses them and may know their output. Brace expansion and globb
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ _SIMPLE_ESCAPES = {
     '"': '"',
     "?": "?",
 }
+_SPECIAL_PARAMETER = re.compile(r"(?<!\\)\$[0-9@*#?$!-]")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _OCTAL = frozenset("01234567")
 
@@ -113,6 +115,18 @@ def real_start(node: Node) -> int:
         first = current.children[0]
         current = first
     return node.start_byte
+
+
+def is_locale_dollar(node: Node, following: Node | None) -> bool:
+    """The ``$`` of a locale string ``$"text"`` (tree-sitter-bash leaves it as a separate token); it
+    expands to the text (no translation catalogue is assumed)."""
+    return (
+        node.type == "$"
+        and not node.is_named
+        and following is not None
+        and following.type == "string"
+        and following.start_byte == node.end_byte
+    )
 
 
 def unescape_unquoted(text: str) -> tuple[str, bool]:
@@ -322,11 +336,13 @@ class WordExpander:
         else:
             pieces = self._quoted_region(body, body.start_byte, body.end_byte, depth=0, heredoc=True)
         text = "".join(p.text for p in pieces)
+        # tree-sitter-bash leaves $1, $@, $? ... as plain text in a heredoc body: still expansions
+        special = expand and _SPECIAL_PARAMETER.search(self._slice(body.start_byte, body.end_byte))
         if strip_tabs:
             text = "\n".join(line.lstrip("\t") for line in text.split("\n"))
         return Arg(
             text,
-            all(p.known for p in pieces),
+            all(p.known for p in pieces) and not special,
             body.start_byte,
             body.end_byte,
             remote=any(p.remote for p in pieces),
@@ -363,9 +379,14 @@ class WordExpander:
             return [_Piece(decode_ansi_c(self._slice(node.start_byte + 2, node.end_byte - 1)), quoted=True)]
         if kind == "concatenation":
             pieces: list[_Piece] = []
-            for child in node.children:
+            children = node.children
+            for index, child in enumerate(children):
+                if is_locale_dollar(child, children[index + 1] if index + 1 < len(children) else None):
+                    continue
                 pieces.extend(self._pieces(child, quoted=quoted, depth=depth + 1))
             return pieces
+        if kind == "translated_string":
+            return [p for c in node.named_children for p in self._pieces(c, quoted=quoted, depth=depth + 1)]
         if kind == "simple_expansion":
             return [self._variable(node, self._expansion_name(node), quoted)]
         if kind == "expansion":
