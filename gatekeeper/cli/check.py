@@ -147,7 +147,15 @@ def decide_lines(gatekeeper: Gatekeeper, lines: IO[str], sink: IO[str]) -> tuple
                 call_id=f"line-{line_number}",
             )
         else:
-            decision = gatekeeper.decide(normalise_batch_line(value, line_number))
+            if isinstance(value, dict):
+                decision = gatekeeper.decide(normalise_batch_line(value, line_number))
+            else:
+                decision = gatekeeper.reject(
+                    value,
+                    ErrorCode.INVALID_INPUT,
+                    f"line {line_number} is a JSON {type(value).__name__}, not a tool call object",
+                    call_id=f"line-{line_number}",
+                )
         decided += 1
         blocked += decision.blocked
         invalid += decision.error is not None and decision.error.code == ErrorCode.INVALID_INPUT
