@@ -26,9 +26,10 @@ from typing import Any, Protocol
 
 from gatekeeper.audit import AuditLog
 from gatekeeper.config import Config
-from gatekeeper.core import Gatekeeper, build_engine
+from gatekeeper.core import Gatekeeper
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.lab.endpoint import AgentTerminalServer
+from gatekeeper.lab.engines import open_engine
 from gatekeeper.lab.liveness import Replica, find_replicas
 from gatekeeper.lab.procs import Launch, ProcessTracker
 from gatekeeper.lab.results import Arm, ArmResult, LabResult, StepRecord
@@ -47,7 +48,7 @@ class LabOptions:
     """Bounds and engine settings of a lab run."""
 
     policies_dir: Path | None = None
-    engine: str = "embedded"
+    engine: str = "embedded"  # embedded, opa (running at opa_url) or managed-opa (the lab starts one)
     opa_url: str | None = None
     step_timeout_s: float = 20.0
     settle_s: float = 8.0
@@ -378,10 +379,7 @@ def chat(port: int, message: str, *, timeout_s: float) -> str:
 
 def build_lab_engine(options: LabOptions) -> PolicyEngine:
     """The engine shared by every gatekeeper-arm run; PolicyLoadError or EngineError if it cannot start."""
-    config = Config.load(
-        None, policies_dir=options.policies_dir, engine=options.engine, opa_url=options.opa_url
-    )
-    return build_engine(config)
+    return open_engine(options.engine, policies_dir=options.policies_dir, opa_url=options.opa_url)
 
 
 def run_lab(
