@@ -158,3 +158,31 @@ def test_invalid_tool_call_is_denied_with_a_clear_message(raw):
     assert decision.decision is Outcome.DENY
     assert decision.error.code == ErrorCode.INVALID_INPUT
     assert decision.error.message.startswith("invalid tool call")
+
+
+def test_builtin_failing_at_evaluation_is_a_denial_naming_it(tmp_path):
+    # to_number of a word is an evaluation-time error in rego-cpp (undefined-with-error in OPA).
+    (tmp_path / "gatekeeper").mkdir()
+    (tmp_path / "gatekeeper" / "main.rego").write_text(
+        "package gatekeeper\n\n"
+        'decision := {"decision": "allow", "violations": [], "n": to_number(input.call.arguments.command)}\n'
+    )
+    gatekeeper = Gatekeeper(engine=EmbeddedEngine(tmp_path))
+    decision = gatekeeper.decide(shell_call("not-a-number"))
+    assert decision.decision is Outcome.DENY
+    assert decision.error is not None
+    assert decision.error.code == ErrorCode.ENGINE_ERROR
+    assert "Not a term" in decision.error.message
+
+
+def test_quotes_backslashes_and_newlines_survive_the_embedded_engine(tmp_path):
+    (tmp_path / "gatekeeper").mkdir()
+    (tmp_path / "gatekeeper" / "main.rego").write_text(
+        "package gatekeeper\n\n"
+        'decision := {"decision": "warn", "violations": [{"rule": "t.echo", "family": "t",\n'
+        '  "action": "warn", "message": input.call.arguments.command}]}\n'
+    )
+    command = 'echo "a\\"b" \\\\ c\n\tdone é'
+    decision = Gatekeeper(engine=EmbeddedEngine(tmp_path)).decide(shell_call(command))
+    assert decision.error is None, decision.error
+    assert decision.violations[0].message == command

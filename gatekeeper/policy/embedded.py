@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -19,6 +20,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import regopy
+from regopy.rego_shared import (
+    rego_bundle_query_entrypoint,
+    rego_free_output,
+    rego_output_ok,
+    rego_output_string,
+)
 
 from gatekeeper.errors import EngineError, EngineResultError, ErrorCode, PolicyLoadError
 from gatekeeper.policy.engine import UNDEFINED
@@ -132,25 +139,42 @@ class EmbeddedEngine:
             # As JSON text: rego-cpp then keeps strings in their escaped form and writes them back
             # escaped, so quotes, backslashes and newlines from commands survive into the result.
             # (Given a dict, it stores them raw and prints them raw, which is not JSON.)
-            compiled.interpreter.set_input_term(json.dumps(document, ensure_ascii=False))
-            output = compiled.interpreter.query_bundle_entrypoint(compiled.bundle, ENTRYPOINT)
+            term = json.dumps(document, ensure_ascii=False)
+        except (TypeError, ValueError) as error:
+            raise EngineError(f"input not encodable for the embedded engine: {error}") from error
+        try:
+            compiled.interpreter.set_input_term(term)
+            # The low-level call: regopy's Output parses the text itself and hides rego-cpp's
+            # error report (an S-expression) behind a JSON error.
+            handle = rego_bundle_query_entrypoint(
+                compiled.interpreter._impl, compiled.bundle._impl, ENTRYPOINT
+            )
         except regopy.RegoError as error:
             raise EngineError(f"embedded engine failed: {_first_lines(error)}") from error
-        except (TypeError, ValueError) as error:
-            # json.dumps rejects values that are not JSON-encodable.
-            raise EngineError(f"input not encodable for the embedded engine: {error}") from error
-        text = str(output)
+        try:
+            ok = rego_output_ok(handle)
+            text = rego_output_string(handle)
+        finally:
+            rego_free_output(handle)
+        if not ok or text.lstrip().startswith("(error"):
+            # A builtin failing at evaluation time (rego-cpp reports it as an ok output).
+            raise EngineError(f"embedded engine failed: {_rego_error_message(text)}")
         if text == "undefined":
             return UNDEFINED
         try:
-            expressions = json.loads(output.expressions().json())
-        except (json.JSONDecodeError, AttributeError) as error:
+            output = json.loads(text)
+        except json.JSONDecodeError as error:
+            if "(errormsg" in text:  # an error report nested inside the result
+                raise EngineError(f"embedded engine failed: {_rego_error_message(text)}") from error
             raise EngineResultError(
                 f"embedded engine returned unreadable output: {text[:200]}", code=ErrorCode.MALFORMED_RESULT
             ) from error
-        if isinstance(expressions, list):
-            return expressions[0] if expressions else UNDEFINED
-        return expressions
+        if isinstance(output, list):  # one entry per result; the entrypoint has one
+            output = output[0] if output else {}
+        expressions = output.get("expressions") if isinstance(output, dict) else None
+        if not isinstance(expressions, list) or not expressions:
+            return UNDEFINED
+        return expressions[0]
 
     def close(self) -> None:
         self._local = threading.local()
@@ -162,6 +186,15 @@ class EmbeddedEngine:
             compiled = _Compiled(source)
             self._local.compiled = compiled
         return compiled
+
+
+def _rego_error_message(text: str) -> str:
+    """The messages of a rego-cpp error report (``(errormsg 23:Invalid escape sequence)``)."""
+    messages = [match.group(1) for match in _ERRORMSG.finditer(text)]
+    return "; ".join(messages) if messages else text.strip()[:300]
+
+
+_ERRORMSG = re.compile(r"\(errormsg \d+:([^)]*)\)")
 
 
 def _first_lines(error: Exception, limit: int = 6) -> str:
