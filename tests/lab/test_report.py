@@ -158,3 +158,31 @@ def test_lab_run_with_both_arms_and_json(tmp_path: Path) -> None:
     assert all(r["leftover_pids"] == [] for r in data["lab"]["results"])
     replica_ports = [replica["port"] for replica in by_arm["baseline"]["replicas"]]
     assert replica_ports and not any(port_is_listening(port) for port in replica_ports)
+
+
+def test_progress_plain_lines_and_rich_bar(paper_lab: PaperLab) -> None:
+    import io  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+
+    from gatekeeper.lab.progress import PlainLabProgress, RichLabProgress, lab_progress  # noqa: PLC0415
+
+    plain_stream = io.StringIO()
+    assert isinstance(lab_progress(2, stream=plain_stream), PlainLabProgress)  # StringIO is not a tty
+    rich_stream = io.StringIO()
+    bar = RichLabProgress(2, Console(file=rich_stream, force_terminal=True, width=120))
+    plain = PlainLabProgress(plain_stream, steps=True)
+    for sink in (plain, bar):
+        for result in paper_lab.lab.results:
+            sink.arm_started(paper_lab.scenario, result.arm)
+            for step in result.steps:
+                sink.step_done(paper_lab.scenario, result.arm, step)
+            sink.arm_finished(result)
+        sink.close()
+    lines = plain_stream.getvalue().splitlines()
+    assert lines[0] == "lab: paper-qwen25 [baseline] started (34 steps)"
+    assert any(line.startswith("lab: paper-qwen25 [baseline] replicated at step 14") for line in lines)
+    assert any("step 13: BLOCKED (deny: " in line for line in lines)
+    assert any(line.startswith("lab: paper-qwen25 [gatekeeper] contained") for line in lines)
+    painted = rich_stream.getvalue()
+    assert "\x1b[" in painted and "2/2" in painted and "contained" in painted
