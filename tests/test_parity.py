@@ -2,10 +2,16 @@
 
 Every case of ``tests/corpus/*.jsonl`` (format in tests/corpus/README.md) and every step of the
 paper's replication trace is decided twice by ``Gatekeeper.decide``, with the same configuration and
-analysis, once on each engine. OPA serves the same pack as a bundle (``opa_server``). For every case
-the two decisions must have the same ``decision``, ``policy_decision``, ``mode``, set of violated rule
-ids (and the same violations, messages included, in any order), error code, and policy revision; and
-both engines must have been given the very same input document.
+analysis, once on each engine. OPA serves the same pack as a bundle (``opa_server``, one process for
+this module) and is asked over REST through opa-python-client, exactly as ``--engine opa`` does. For
+every case the two decisions must have the same ``decision``, ``policy_decision``, ``mode``, set of
+violated rule ids (and the same violations, messages included, in any order), error code, and policy
+revision; and both engines must have been given the very same input document.
+
+Speed: the embedded engine is the slow side (rego-cpp interprets; OPA answers in a few
+milliseconds), so the module decides every case once, up front, on a thread pool per engine (regopy
+releases the GIL and keeps one interpreter per thread; each thread has its own OPA client), and the
+per-case tests only compare the stored answers.
 
 Violation order is not compared: a Rego set has no order, and the two engines may list it differently.
 """
@@ -13,7 +19,10 @@ Violation order is not compared: a Rego set has no order, and the two engines ma
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +48,7 @@ DEFAULT_CWD = "/home/agent"
 AGENT_HOME = "/home/agent/WorkSpace/Agent"
 # The paper's agent ran its shell in the workspace that holds its home.
 TRACE_CWD = "/home/agent/WorkSpace"
+WORKERS = max(2, min(4, os.cpu_count() or 2))
 
 
 @dataclass(frozen=True)
@@ -86,51 +96,103 @@ TRACE = trace_cases()
 
 
 class Recording:
-    """Wraps an engine and keeps the last input document it was asked about."""
+    """Wraps an engine and keeps, per thread, the last input document it was asked about."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.name = engine.name
-        self.last_document: dict[str, Any] | None = None
+        self._local = threading.local()
 
     @property
     def revision(self) -> str | None:
         return self.engine.revision
 
+    @property
+    def last_document(self) -> dict[str, Any] | None:
+        return getattr(self._local, "document", None)
+
+    def forget(self) -> None:
+        self._local.document = None
+
     def evaluate(self, document: dict[str, Any]) -> Any:
-        self.last_document = json.loads(json.dumps(document))
+        self._local.document = json.loads(json.dumps(document))
         return self.engine.evaluate(document)
 
     def close(self) -> None:
         self.engine.close()
 
 
-class EnginePair:
-    """Two Gatekeepers per agent home, identical but for the engine."""
+class PerThreadOpa:
+    """An OpaServerEngine per thread: one HTTP session each, as separate gatekeeper processes would."""
 
-    def __init__(self, embedded: Recording, opa: Recording) -> None:
-        self.engines = {"embedded": embedded, "opa": opa}
-        self._gatekeepers: dict[tuple[str, str], Gatekeeper] = {}
+    name = "opa"
 
-    def decide(self, engine: str, case: Case) -> tuple[Decision, dict[str, Any] | None]:
-        key = (engine, case.agent_home)
-        if key not in self._gatekeepers:
-            config = Config(home=HOME, agent_home=case.agent_home)
-            self._gatekeepers[key] = Gatekeeper(config, engine=self.engines[engine])
-        recording = self.engines[engine]
-        recording.last_document = None
-        decision = self._gatekeepers[key].decide(case.call)
-        return decision, recording.last_document
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+        self._all: list[OpaServerEngine] = []
+        self._lock = threading.Lock()
+
+    def _engine(self) -> OpaServerEngine:
+        engine: OpaServerEngine | None = getattr(self._local, "engine", None)
+        if engine is None:
+            # A generous timeout: a slow answer under a loaded machine is not a parity difference.
+            engine = OpaServerEngine(self.url, timeout_s=30.0)
+            self._local.engine = engine
+            with self._lock:
+                self._all.append(engine)
+        return engine
+
+    @property
+    def revision(self) -> str | None:
+        return self._engine().revision
+
+    def evaluate(self, document: dict[str, Any]) -> Any:
+        return self._engine().evaluate(document)
+
+    def close(self) -> None:
+        for engine in self._all:
+            engine.close()
+
+
+@dataclass(frozen=True)
+class Answer:
+    decision: Decision
+    document: dict[str, Any] | None
+
+
+def decide_all(engine: Recording, cases: list[Case]) -> dict[str, Answer]:
+    """Every case decided by ``engine`` through ``Gatekeeper.decide``, on a thread pool."""
+    gatekeepers: dict[str, Gatekeeper] = {}
+    for agent_home in {case.agent_home for case in cases}:
+        gatekeepers[agent_home] = Gatekeeper(Config(home=HOME, agent_home=agent_home), engine=engine)
+
+    def decide(case: Case) -> tuple[str, Answer]:
+        engine.forget()
+        decision = gatekeepers[case.agent_home].decide(case.call)
+        return case.id, Answer(decision, engine.last_document)
+
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix=f"parity-{engine.name}") as pool:
+        return dict(pool.map(decide, cases))
+
+
+@dataclass
+class Decided:
+    embedded: dict[str, Answer]
+    opa: dict[str, Answer]
+    embedded_revision: str | None
 
 
 @pytest.fixture(scope="module")
-def pair(opa_server) -> Iterator[EnginePair]:
+def decided(opa_server) -> Iterator[Decided]:
+    cases = CORPUS + TRACE
     embedded = Recording(EmbeddedEngine(default_policy_dir()))
-    # A generous timeout: a slow answer under a loaded machine is not a parity difference.
-    opa = Recording(OpaServerEngine(opa_server.url, timeout_s=10.0))
-    yield EnginePair(embedded, opa)
-    embedded.close()
-    opa.close()
+    opa = Recording(PerThreadOpa(opa_server.url))
+    try:
+        yield Decided(decide_all(embedded, cases), decide_all(opa, cases), embedded.revision)
+    finally:
+        embedded.close()
+        opa.close()
 
 
 def summary(decision: Decision) -> str:
@@ -149,27 +211,30 @@ def comparable(decision: Decision) -> dict[str, Any]:
     }
 
 
-def assert_same(case: Case, pair: EnginePair) -> None:
-    embedded, embedded_input = pair.decide("embedded", case)
-    opa, opa_input = pair.decide("opa", case)
+def assert_same(case: Case, decided: Decided) -> None:
+    embedded, opa = decided.embedded[case.id], decided.opa[case.id]
     where = f"{case.id}\n  call:     {json.dumps(case.call)}\n"
-    answers = f"  embedded: {summary(embedded)}\n  opa:      {summary(opa)}"
+    answers = f"  embedded: {summary(embedded.decision)}\n  opa:      {summary(opa.decision)}"
     # A case that never reached an engine (the analyser failed) compares nothing: say so.
-    assert embedded_input is not None and opa_input is not None, f"no engine decided {where}{answers}"
-    assert embedded_input == opa_input, f"the engines were given different input for {where}"
-    assert comparable(embedded) == comparable(opa), f"the engines disagree on {where}{answers}"
-    violations = sorted(v.model_dump_json() for v in embedded.violations)
-    assert violations == sorted(v.model_dump_json() for v in opa.violations), (
-        f"same rules, different violations for {where}"
-        f"  embedded: {embedded.violations}\n  opa:      {opa.violations}"
+    assert embedded.document is not None and opa.document is not None, f"no engine decided {where}{answers}"
+    assert embedded.document == opa.document, f"the engines were given different input for {where}"
+    assert comparable(embedded.decision) == comparable(opa.decision), (
+        f"the engines disagree on {where}{answers}"
     )
-    assert embedded.policy_revision == opa.policy_revision, f"different revisions for {where}"
+    violations = sorted(v.model_dump_json() for v in embedded.decision.violations)
+    assert violations == sorted(v.model_dump_json() for v in opa.decision.violations), (
+        f"same rules, different violations for {where}"
+        f"  embedded: {embedded.decision.violations}\n  opa:      {opa.decision.violations}"
+    )
+    assert embedded.decision.policy_revision == opa.decision.policy_revision, (
+        f"different revisions for {where}"
+    )
 
 
-def test_both_engines_run_the_same_policy_revision(pair, opa_server):
+def test_both_engines_run_the_same_policy_revision(decided, opa_server):
     revision = load_policy_source(default_policy_dir()).revision
     assert opa_server.revision == revision
-    assert pair.engines["embedded"].revision == revision
+    assert decided.embedded_revision == revision
 
 
 def test_the_whole_corpus_is_compared():
@@ -181,15 +246,17 @@ def test_the_whole_corpus_is_compared():
     )
     assert CORPUS, "tests/corpus/*.jsonl holds no cases"
     assert len(CORPUS) == lines
-    assert len({case.id for case in CORPUS}) == len(CORPUS), "case ids (file: note) must be unique"
+    assert len({case.id for case in CORPUS + TRACE}) == len(CORPUS) + len(TRACE), (
+        "case ids (file: note) must be unique"
+    )
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[case.id for case in CORPUS])
-def test_engines_agree_on_corpus_case(case, pair):
-    assert_same(case, pair)
+def test_engines_agree_on_corpus_case(case, decided):
+    assert_same(case, decided)
 
 
 @pytest.mark.skipif(not TRACE, reason=f"the paper trace is not at {TRACE_FILE}")
 @pytest.mark.parametrize("case", TRACE, ids=[case.id for case in TRACE])
-def test_engines_agree_on_paper_trace_step(case, pair):
-    assert_same(case, pair)
+def test_engines_agree_on_paper_trace_step(case, decided):
+    assert_same(case, decided)
