@@ -27,6 +27,7 @@ ENVIRONMENT_KEYS = {
     "GATEKEEPER_MODE": "mode",
     "GATEKEEPER_AGENT_HOME": "agent_home",
     "GATEKEEPER_AUDIT_LOG": "audit_log",
+    "GATEKEEPER_DECISION_CACHE": "decision_cache_size",
 }
 
 
@@ -54,6 +55,8 @@ class Config(BaseModel):
     home: str | None = None
     audit_log: Path | None = None
     headless: bool = True
+    # Answers of the embedded engine kept for identical inputs (0 turns the cache off).
+    decision_cache_size: int = Field(default=4096, ge=0)
     exec: ExecConfig = Field(default_factory=ExecConfig)
 
     @classmethod

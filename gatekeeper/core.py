@@ -19,6 +19,7 @@ from gatekeeper.audit import AuditLog, utc_timestamp
 from gatekeeper.config import Config
 from gatekeeper.errors import AuditError, ErrorCode, GatekeeperError, InputError
 from gatekeeper.models import Decision, ToolCall
+from gatekeeper.policy.cache import DecisionCache
 from gatekeeper.policy.engine import PolicyEngine, decision_from_result, fail_closed, new_decision_id
 from gatekeeper.policy.loader import ENTRYPOINT
 
@@ -54,6 +55,10 @@ class Gatekeeper:
         self.instance_id = str(uuid.uuid4())
         self._analysis_options = AnalysisOptions(home=self.config.effective_home())
         self._context = self._build_context()
+        # Only the embedded engine is cached: with OPA, OPA owns the policy and its availability,
+        # and a cached answer must not hide that it is down.
+        cache_size = self.config.decision_cache_size if self.engine.name == "embedded" else 0
+        self.cache = DecisionCache(cache_size)
 
     @classmethod
     def with_audit(cls, config: Config, *, engine: PolicyEngine | None = None) -> Gatekeeper:
@@ -104,7 +109,7 @@ class Gatekeeper:
             analysed = time.perf_counter()
             timings["analyse"] = _ms(analysed - started)
             try:
-                result = self.engine.evaluate(document)
+                result = self._evaluate(document)
             except GatekeeperError as error:
                 result = error
             timings["evaluate"] = _ms(time.perf_counter() - analysed)
@@ -128,6 +133,15 @@ class Gatekeeper:
         if self.audit is not None:
             decision = self._record(decision, document, result, session)
         return decision, facts
+
+    def _evaluate(self, document: dict[str, Any]) -> Any:
+        key = self.cache.key(self.engine.revision, document) if self.cache.size else None
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        result = self.engine.evaluate(document)
+        self.cache.put(key, result)
+        return result
 
     def reject(self, raw: Any, code: ErrorCode, message: str, *, call_id: str | None = None) -> Decision:
         """Deny (and audit) input that is not even a tool call, such as a malformed batch line."""

@@ -1,0 +1,89 @@
+"""The embedded engine's decision cache: same revision and input → stored answer; anything else
+asks the engine."""
+
+from __future__ import annotations
+
+import shutil
+
+from gatekeeper.config import Config
+from gatekeeper.core import Gatekeeper
+from gatekeeper.errors import EngineUnavailable
+from gatekeeper.models import Outcome
+from gatekeeper.policy.cache import DecisionCache
+from gatekeeper.policy.embedded import EmbeddedEngine
+from gatekeeper.policy.loader import default_policy_dir
+from gatekeeper.testing import StaticEngine, shell_call
+
+ALLOW = {"decision": "allow", "policy_decision": "allow", "mode": "enforce", "violations": []}
+
+
+class CountingEmbedded(StaticEngine):
+    name = "embedded"  # the cache is only used for the embedded engine
+
+
+def test_identical_inputs_are_answered_once_and_ids_do_not_matter():
+    engine = CountingEmbedded(ALLOW)
+    gatekeeper = Gatekeeper(Config(), engine=engine)
+    ls = {"tool": "shell", "arguments": {"command": "ls"}}
+    first = gatekeeper.decide({"id": "a", "session_id": "s1", **ls})
+    second = gatekeeper.decide({"id": "b", "session_id": "s2", **ls})
+    assert len(engine.documents) == 1
+    assert (first.id, second.id) == ("a", "b")
+    assert first.decision_id != second.decision_id
+    gatekeeper.decide(shell_call("ls -la"))
+    gatekeeper.decide(shell_call("ls"), session={"id": "s", "history": [{"id": "x", "commands": []}]})
+    assert len(engine.documents) == 3
+    assert gatekeeper.cache.hits == 1
+
+
+def test_errors_are_never_cached():
+    engine = CountingEmbedded(EngineUnavailable("down"))
+    gatekeeper = Gatekeeper(Config(), engine=engine)
+    assert gatekeeper.decide(shell_call("ls")).decision is Outcome.DENY
+    engine.answer = ALLOW
+    assert gatekeeper.decide(shell_call("ls")).decision is Outcome.ALLOW
+    assert len(engine.documents) == 2
+
+
+def test_other_engines_are_not_cached():
+    engine = StaticEngine(ALLOW)
+    gatekeeper = Gatekeeper(Config(), engine=engine)
+    gatekeeper.decide(shell_call("ls"))
+    gatekeeper.decide(shell_call("ls"))
+    assert len(engine.documents) == 2
+
+
+def test_size_zero_turns_it_off():
+    engine = CountingEmbedded(ALLOW)
+    gatekeeper = Gatekeeper(Config(decision_cache_size=0), engine=engine)
+    gatekeeper.decide(shell_call("ls"))
+    gatekeeper.decide(shell_call("ls"))
+    assert len(engine.documents) == 2
+
+
+def test_least_recently_used_entries_are_dropped():
+    cache = DecisionCache(2)
+    keys = [cache.key("r1", {"call": {"arguments": {"command": c}}}) for c in ("a", "b", "c")]
+    cache.put(keys[0], ALLOW)
+    cache.put(keys[1], ALLOW)
+    assert cache.get(keys[0]) is not None
+    cache.put(keys[2], ALLOW)
+    assert len(cache) == 2
+    assert cache.get(keys[1]) is None
+    assert cache.key("r1", {"x": 1}) != cache.key("r2", {"x": 1})
+    assert cache.key(None, {"x": 1}) is None
+
+
+def test_a_policy_reload_is_never_answered_from_the_old_revision(tmp_path):
+    policies = tmp_path / "policies"
+    shutil.copytree(default_policy_dir(), policies)
+    engine = EmbeddedEngine(policies)
+    gatekeeper = Gatekeeper(Config(), engine=engine)
+    assert gatekeeper.decide(shell_call("git status")).decision is Outcome.ALLOW
+    (policies / "data.json").write_text(
+        (policies / "data.json").read_text().replace('"mode": "enforce"', '"mode": "dry-run"', 1)
+    )
+    engine.reload()
+    decision = gatekeeper.decide(shell_call("git status"))
+    assert decision.mode.value == "dry-run"
+    assert decision.policy_revision == engine.revision
