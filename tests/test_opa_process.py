@@ -121,3 +121,61 @@ def test_gatekeeper_opa_run_serves_until_interrupted(opa_binary, write_policies)
             cli.kill()
             cli.wait()
         cli.stderr.close()
+
+
+def read_until(stream, marker: str, timeout_s: float = 30.0) -> str:
+    """Lines from ``stream`` up to and including the first that contains ``marker``."""
+    text = ""
+    deadline = time.monotonic() + timeout_s
+    while marker not in text and time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        text += line
+    return text
+
+
+def test_gatekeeper_opa_run_watch_reloads_and_rejects_a_broken_policy(opa_binary, write_policies):
+    """The whole user flow of `gatekeeper opa run --watch`: edit, break, fix, each seen by OPA."""
+    policies = write_policies(ALLOW)
+    main = policies / "gatekeeper" / "main.rego"
+    env = {**os.environ, "GATEKEEPER_OPA": str(opa_binary)}
+    gatekeeper = str(Path(sys.executable).parent / "gatekeeper")
+    command = [gatekeeper, "opa", "run", "--port", "0", "--watch", "--policies", str(policies)]
+    cli = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    try:
+        banner = read_until(cli.stderr, "serving revision")
+        match = re.search(r"serving revision (\S+) at (http://127\.0\.0\.1:\d+)", banner)
+        assert match, banner
+        first, url = match.group(1), match.group(2)
+        engine = OpaServerEngine(url, timeout_s=5)
+        assert engine.evaluate({})["decision"] == "allow"
+        assert engine.revision == first
+
+        main.write_text(ALLOW + "\nbroken := {\n", encoding="utf-8")
+        rejected = read_until(cli.stderr, "rego_parse_error")
+        assert f"policy reload rejected, still serving {first}" in rejected
+        assert "main.rego:" in rejected and "rego_parse_error" in rejected
+        assert engine.evaluate({})["decision"] == "allow"
+        assert engine.revision == first
+
+        main.write_text(
+            ALLOW.replace('"decision": "allow"', '"decision": "deny"').replace(
+                '"policy_decision": "allow"', '"policy_decision": "deny"'
+            ),
+            encoding="utf-8",
+        )
+        reloaded = read_until(cli.stderr, "policies reloaded")
+        match = re.search(r"now serving (\S+)", reloaded)
+        assert match, reloaded
+        assert match.group(1) != first
+        assert engine.evaluate({})["decision"] == "deny"
+        assert engine.revision == match.group(1)
+        engine.close()
+        cli.send_signal(signal.SIGINT)
+        assert cli.wait(timeout=10) == 0
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        cli.stderr.close()

@@ -31,6 +31,8 @@ from gatekeeper.policy.reload import (
     PolicyWatcher,
     ReloadResult,
     active_bundle_revisions,
+    reloader_for,
+    watch_engine,
 )
 from gatekeeper.testing import capture_audit, shell_call
 
@@ -223,3 +225,73 @@ def test_opa_keeps_its_revision_when_given_a_bundle_that_does_not_load(tmp_path,
         assert engine.evaluate({"call": {"arguments": {"command": "reboot"}}})["decision"] == "deny"
         assert engine.revision == opa.revision != broken_source.revision
         engine.close()
+
+
+class Layer:
+    """An engine layer wrapping another one, as the service wraps its engine."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    @property
+    def revision(self):
+        return self.inner.revision
+
+    def evaluate(self, document):
+        return self.inner.evaluate(document)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_watch_engine_reloads_an_embedded_engine_behind_a_layer(tmp_path):
+    policies = tmp_path / "policies"
+    (policies / "gatekeeper").mkdir(parents=True)
+    (policies / "gatekeeper" / "main.rego").write_text(policy("reboot"), encoding="utf-8")
+    engine = Layer(EmbeddedEngine(policies))
+    gatekeeper = Gatekeeper(Config(home="/home/agent"), engine=engine)
+    seen: list[list[ReloadResult]] = []
+    watcher = watch_engine(engine, on_reload=seen.append)
+    assert watcher is not None
+    try:
+        generation = watcher.generation
+        staged = tmp_path / "edit.tmp"
+        staged.write_text(policy("halt"), encoding="utf-8")
+        os.replace(staged, policies / "gatekeeper" / "main.rego")
+        results = None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            results = watcher.wait_for_reload(generation, timeout_s=deadline - time.monotonic())
+            if results is None or changed(results):
+                break
+            generation = watcher.generation
+        assert results is not None and changed(results), watcher.last_results
+        assert gatekeeper.decide(shell_call("halt")).decision is Outcome.DENY
+        assert seen and seen[-1] == results
+        assert "policies reloaded, now serving sha256:" in results[0].describe()
+    finally:
+        watcher.stop()
+        gatekeeper.close()
+
+
+def test_an_opa_that_gatekeeper_does_not_manage_is_not_reloaded_by_gatekeeper():
+    engine = OpaServerEngine("http://127.0.0.1:9")
+    assert reloader_for(Layer(engine)) is None
+    assert watch_engine(engine) is None
+    engine.close()
+
+
+def test_a_failed_reload_is_described_with_the_compiler_message(tmp_path):
+    policies = tmp_path / "policies"
+    (policies / "gatekeeper").mkdir(parents=True)
+    (policies / "gatekeeper" / "main.rego").write_text(policy("reboot"), encoding="utf-8")
+    engine = EmbeddedEngine(policies)
+    reloader = reloader_for(engine, policy_dir=policies)
+    assert isinstance(reloader, EmbeddedReloader)
+    (policies / "gatekeeper" / "main.rego").write_text(BROKEN, encoding="utf-8")
+    [result] = PolicyWatcher(policies, [reloader]).reload()
+    assert not result.ok
+    text = result.describe()
+    assert text.startswith(f"embedded: policy reload rejected, still serving {engine.revision}:\n")
+    assert "main.rego" in text

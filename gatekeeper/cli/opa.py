@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import structlog
 import typer
@@ -16,6 +17,9 @@ from gatekeeper.cli.options import PoliciesDir, fail
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.policy.bundle import DEFAULT_BUNDLE_NAME, build_bundle
 from gatekeeper.policy.opa_binary import find_opa
+
+if TYPE_CHECKING:
+    from gatekeeper.policy.reload import ReloadResult
 
 app = typer.Typer(help="Run the pinned OPA as a local policy server.", no_args_is_help=True)
 policies_app = typer.Typer(help="Package the policy pack for OPA.", no_args_is_help=True)
@@ -43,8 +47,12 @@ def run(
     from gatekeeper.policy.opa_process import ManagedOpa  # noqa: PLC0415 - only this command needs it
     from gatekeeper.policy.reload import OpaBundleReloader, PolicyWatcher  # noqa: PLC0415
 
-    # Reload events are this command's output; keep them on stderr, apart from any piped stdout.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    # Reload outcomes are this command's output: readable lines on stderr (the compiler's message
+    # keeps its line breaks), instead of the structured events a service would log.
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL),
+    )
     stop = threading.Event()
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
@@ -57,7 +65,8 @@ def run(
         try:
             opa.start()
             if watch:
-                watcher = PolicyWatcher(policies, [OpaBundleReloader(opa)]).start()
+                watcher = PolicyWatcher(policies, [OpaBundleReloader(opa)], on_reload=report_reload)
+                watcher.start()
         except GatekeeperError as error:
             raise fail(error) from error
         typer.echo(
@@ -76,6 +85,13 @@ def run(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     typer.echo("opa stopped", err=True)
+
+
+def report_reload(results: list[ReloadResult]) -> None:
+    """Say on stderr what a reload did; nothing when an edit left the policies unchanged."""
+    for result in results:
+        if result.changed or not result.ok:
+            typer.echo(result.describe(), err=True)
 
 
 @policies_app.command("build")

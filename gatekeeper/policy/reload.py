@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -41,6 +41,7 @@ from gatekeeper.policy.opa_process import ManagedOpa
 
 if TYPE_CHECKING:
     from gatekeeper.policy.embedded import EmbeddedEngine
+    from gatekeeper.policy.engine import PolicyEngine
 
 _log = structlog.get_logger("gatekeeper.policy.reload")
 
@@ -74,6 +75,16 @@ class ReloadResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def describe(self) -> str:
+        """One human line (plus the compiler's own lines on failure) for a terminal."""
+        if self.error is not None:
+            return (
+                f"{self.engine}: policy reload rejected, still serving {self.revision}:\n{self.error.message}"
+            )
+        if self.changed:
+            return f"{self.engine}: policies reloaded, now serving {self.revision}"
+        return f"{self.engine}: policies unchanged ({self.revision})"
 
 
 class EmbeddedReloader:
@@ -159,6 +170,44 @@ def active_bundle_revisions(url: str, *, timeout_s: float = 1.0) -> list[str]:
     return sorted(revisions)
 
 
+def reloader_for(
+    engine: PolicyEngine, *, policy_dir: str | os.PathLike[str] | None = None
+) -> Reloader | None:
+    """The reloader that brings ``engine`` to the policies on disk, or None if gatekeeper can't.
+
+    Engines that wrap another one (``engine.inner``, as the service's layers do) are unwrapped. An
+    embedded engine reloads in process. An OPA that gatekeeper does not manage reloads itself
+    (``gatekeeper opa run --watch``, or its bundle service): None.
+    """
+    from gatekeeper.policy.embedded import EmbeddedEngine  # noqa: PLC0415 - regopy only when needed
+
+    seen = 0
+    while not isinstance(engine, EmbeddedEngine) and hasattr(engine, "inner") and seen < 8:
+        engine, seen = engine.inner, seen + 1
+    if isinstance(engine, EmbeddedEngine):
+        if policy_dir is not None and resolve_policy_dir(policy_dir) != engine.source.directory:
+            raise ValueError(f"the engine serves {engine.source.directory}, not {policy_dir}")
+        return EmbeddedReloader(engine)
+    return None
+
+
+def watch_engine(
+    engine: PolicyEngine,
+    *,
+    on_reload: Callable[[list[ReloadResult]], None] | None = None,
+    debounce_ms: int = 150,
+) -> PolicyWatcher | None:
+    """Start watching the policy directory of ``engine`` (see :func:`reloader_for`); None if it
+    cannot be reloaded by gatekeeper. Stop the returned watcher when the engine is closed."""
+    reloader = reloader_for(engine)
+    if not isinstance(reloader, EmbeddedReloader):
+        return None
+    watcher = PolicyWatcher(
+        reloader.engine.source.directory, [reloader], debounce_ms=debounce_ms, on_reload=on_reload
+    )
+    return watcher.start()
+
+
 class PolicyWatcher:
     """Watches a policy directory and reloads every engine after each burst of changes.
 
@@ -174,10 +223,12 @@ class PolicyWatcher:
         reloaders: Sequence[Reloader],
         *,
         debounce_ms: int = 150,
+        on_reload: Callable[[list[ReloadResult]], None] | None = None,
     ) -> None:
         self.policy_dir: Path = resolve_policy_dir(policy_dir)
         self.reloaders = list(reloaders)
         self.debounce_ms = debounce_ms
+        self.on_reload = on_reload
         self.last_results: list[ReloadResult] = []
         self.generation = 0
         self._reload_lock = threading.Lock()
@@ -195,6 +246,11 @@ class PolicyWatcher:
                 self.last_results = results
                 self.generation += 1
                 self._changed.notify_all()
+        if self.on_reload is not None:
+            try:
+                self.on_reload(results)
+            except Exception as error:  # noqa: BLE001 - a listener's failure must not stop reloads
+                _log.error("policy_reload_listener_failed", error=f"{type(error).__name__}: {error}")
         return results
 
     @staticmethod
