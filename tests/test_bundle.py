@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from gatekeeper.errors import PolicyLoadError
-from gatekeeper.policy.bundle import build_bundle, bundle_bytes, check_with_opa, read_manifest
+from gatekeeper.policy.bundle import (
+    build_bundle,
+    bundle_bytes,
+    check_with_opa,
+    read_manifest,
+    replace_atomically,
+)
 from gatekeeper.policy.embedded import EmbeddedEngine
 from gatekeeper.policy.loader import load_policy_source
 from gatekeeper.policy.opa_process import OpaProcess
@@ -162,3 +173,78 @@ def test_policies_build_command_fails_clearly_on_a_broken_policy(write_policies,
     assert "policy_load_error" in result.stderr
     assert "main.rego" in result.stderr
     assert not output.exists()
+
+
+@pytest.fixture
+def bundle_server(tmp_path) -> Iterator[tuple[str, Path]]:
+    """A plain HTTP bundle server on loopback, serving ``tmp_path/served`` (as a fleet's would)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(served))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", served
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+@pytest.mark.opa
+@pytest.mark.usefixtures("no_opa_left")
+def test_an_opa_fleet_member_polls_the_built_bundle_and_keeps_the_last_good_one(
+    write_policies, tmp_path, opa_binary, bundle_server
+):
+    """`policies build` output served over HTTP to an OPA configured with a bundle service."""
+    url, served = bundle_server
+    target = served / "bundles" / "gatekeeper.tar.gz"
+    first = build_bundle(write_policies(DECIDE, data=DATA, name="v1"), target, opa_binary=opa_binary)
+    config = tmp_path / "opa.yaml"
+    config.write_text(
+        "services:\n"
+        f"  fleet:\n    url: {url}\n"
+        "bundles:\n"
+        "  gatekeeper:\n"
+        "    service: fleet\n"
+        "    resource: bundles/gatekeeper.tar.gz\n"
+        "    polling:\n      min_delay_seconds: 1\n      max_delay_seconds: 1\n",
+        encoding="utf-8",
+    )
+    halt = {"call": {"tool": "shell", "arguments": {"command": "halt"}}}
+    # /health?bundles answers 200 only once the configured bundle is activated.
+    with OpaProcess([], binary=opa_binary, extra_args=["--config-file", str(config)]) as opa:
+        engine = OpaServerEngine(opa.url, timeout_s=5)
+        assert engine.evaluate(halt)["decision"] == "allow"
+        assert engine.revision == first.revision
+
+        second = build_bundle(
+            write_policies(DECIDE, data={"gatekeeper": {"blocked": ["reboot", "halt"]}}, name="v2"),
+            target,
+            opa_binary=opa_binary,
+        )
+        assert wait_for(lambda: engine.evaluate(halt)["decision"] == "deny"), "OPA never polled v2"
+        assert engine.revision == second.revision != first.revision
+
+        # A bundle that does not compile (published without `policies build`'s check) is refused.
+        broken = write_policies("package gatekeeper\n\ndecision := y\n", name="broken")
+        replace_atomically(target, bundle_bytes(load_policy_source(broken)))
+        assert wait_for(lambda: "rego_unsafe_var_error" in opa.log_tail()), opa.log_tail()
+        assert engine.evaluate(halt)["decision"] == "deny"
+        assert engine.revision == second.revision
+        engine.close()
