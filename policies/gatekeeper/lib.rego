@@ -8,6 +8,7 @@
 # rego-cpp compatibility: no `some i, x in` inside comprehensions (use `some i; x := a[i]`),
 # no (?i) regex flags (lower() the subject instead), no format("%v") of composites, and every
 # builtin is given a value of the type it expects (rego-cpp errors where OPA is undefined).
+# rego-cpp does not enumerate an unbound index in `a[k] in S`: write `x := a[k]; x in S`.
 package gatekeeper.lib
 
 # --- typed access to the input ---------------------------------------------------------------
@@ -559,7 +560,7 @@ old_style_mode(args, i) if {
 
 # The directory tar resolves operand i against: the value of the last -C before it, else cwd.
 tar_base(c, i) := abs(c, c.args[j + 1]) if {
-	js := [k | some k; c.args[k] in {"-C", "--directory"}; k < i]
+	js := [k | some k; a := c.args[k]; a in {"-C", "--directory"}; k < i]
 	count(js) > 0
 	j := max(js)
 	count(c.args) > j + 1
