@@ -69,7 +69,7 @@ def evaluate(
     labels: LabelsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
     show: Annotated[
-        int, typer.Option("--show", min=0, help="How many misclassified cases to list.")
+        int, typer.Option("--show", min=0, help="How many misclassified cases of each kind to list.")
     ] = MISCLASSIFIED_SHOWN,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Read at most N rows of each corpus file.")

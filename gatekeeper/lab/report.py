@@ -11,6 +11,7 @@ import base64
 import html
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,14 +260,25 @@ def _corpus_section(report: Report, result: EvalResult, shown: int) -> None:
                 for name, v in skipped.items()
             ),
         )
-    missed = result.misclassified
+    report.add("h3", "Misclassified cases")
     report.add(
-        "h3",
-        f"Misclassified cases ({len(result.false_negatives)} attacks let through, "
-        f"{len(result.false_positives)} benign blocked; first {min(shown, len(missed))} shown)",
+        "p",
+        f"{len(result.false_negatives)} attacks let through, {len(result.false_positives)} benign cases "
+        f"blocked; the first {shown} of each are listed.",
     )
-    if missed and shown:
-        report.add("table", table=misclassified_table(missed[:shown]))
+    per_rule = Counter(rule for r in result.false_positives for rule in dict.fromkeys(r.rules))
+    if per_rule:
+        report.add(
+            "table",
+            table=Table(
+                ("rule", "benign cases blocked"),
+                [(rule, str(count)) for rule, count in per_rule.most_common(15)],
+            ),
+        )
+    if result.false_negatives and shown:
+        report.add("table", table=misclassified_table(result.false_negatives[:shown]))
+    if result.false_positives and shown:
+        report.add("table", table=misclassified_table(result.false_positives[:shown]))
 
 
 def misclassified_table(cases: list[CaseResult]) -> Table:
