@@ -395,6 +395,8 @@ def main() -> int:
     if args.url and urlsplit(args.url).hostname not in LOOPBACK_HOSTS:
         parser.error("--url must be a loopback address (127.0.0.1, ::1, localhost)")
 
+    # SIGTERM (timeout, CI) unwinds like Ctrl-C, so the server this script started is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bodies = request_bodies(args.requests, args.sessions, args.seed)
     with tempfile.TemporaryDirectory(prefix="gk-load-") as directory:
         if args.url:
