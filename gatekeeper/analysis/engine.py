@@ -130,6 +130,9 @@ class Analysis:
             inner = ctx.enter("interpreter", f"{language}:{call.function}", language)
             if call.problem is not None:
                 self.opaque("dynamic_interpreter_code", call.problem, call.text, ctx)
+                if call.partial is not None:
+                    # best effort, as for a partly known bash -c string: the known words still count
+                    self.shell(call.partial, inner, Scope(cwd=cwd, home=self.home))
             elif call.shell is not None:
                 self.shell(call.shell, inner, Scope(cwd=cwd, home=self.home))
             elif call.argv:

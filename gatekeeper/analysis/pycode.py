@@ -17,6 +17,7 @@ import binascii
 import builtins
 import codecs
 import math
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,8 +65,13 @@ class PythonFacts:
 def analyse_python(source: str, command_functions: dict[str, str]) -> PythonFacts:
     """The calls in ``source`` and the commands they run; a syntax error instead when it does not compile."""
     try:
-        tree = ast.parse(source, "<string>", "exec")
-        compile(tree, "<string>", "exec", dont_inherit=True)
+        # CPython warns about odd literals ("invalid decimal literal") while it still compiles the code:
+        # the warnings are about the agent's code, not ours, and must not reach our log or become errors
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tree = ast.parse(source, "<string>", "exec")
+            compile(tree, "<string>", "exec", dont_inherit=True)
     except SyntaxError as error:
         where = f" (line {error.lineno})" if error.lineno else ""
         return PythonFacts(syntax_error=f"{type(error).__name__}: {error.msg}{where}")

@@ -27,6 +27,17 @@ class _Dynamic:
 
 
 DYNAMIC = _Dynamic()
+
+
+@dataclass(slots=True)
+class _Partial(_Dynamic):
+    """A computed string that starts with a literal (``"kill " pid``): the literal part is kept."""
+
+    prefix: str
+
+
+# Stands for the computed rest of a partial command line, so that the shell walker marks it unknown.
+COMPUTED_REST = "${__computed__}"
 Value = str | list[str] | _Dynamic
 
 
@@ -40,6 +51,8 @@ class ScriptCall:
     shell: str | None = None
     argv: list[tuple[str, bool]] | None = None
     problem: str | None = None
+    # with a problem: the command line as far as it is known, the rest as COMPUTED_REST
+    partial: str | None = None
 
 
 def scan_calls(language: str, code: str, functions: dict[str, str]) -> list[ScriptCall]:
@@ -248,9 +261,13 @@ class _Scanner:
             i = self._skip_space(i)
             if i >= len(code) or code[i] in closers:
                 return values, min(i + 1, len(code))
+            before = i
             value, i = self._argument(i, closers)
             values.append(value)
             i = self._skip_space(i)
+            if i == before:
+                # an unbalanced closer of another kind ("}" in "f(a}"): the arguments end here
+                return values, i
             if i < len(code) and code[i] == ",":
                 i += 1
             elif i < len(code) and code[i] in closers:
@@ -260,6 +277,7 @@ class _Scanner:
     def _argument(self, i: int, closers: str) -> tuple[Value, int]:
         code = self.code
         parts: list[str] = []
+        prefix: str | None = None  # the literal text before the first computed part
         dynamic = False
         while i < len(code):
             i = self._skip_space(i)
@@ -271,6 +289,7 @@ class _Scanner:
                 if isinstance(value, str):
                     parts.append(value)
                 else:
+                    prefix = "".join(parts) if prefix is None and not dynamic else prefix
                     dynamic = True
             elif ch == "[" and not parts:
                 items, i = self._arguments(i + 1, "]")
@@ -278,6 +297,7 @@ class _Scanner:
                     return [item for item in items if isinstance(item, str)], i
                 return DYNAMIC, i
             else:
+                prefix = "".join(parts) if prefix is None and not dynamic else prefix
                 dynamic = True
                 i = self._skip_expression(i, closers)
             i = self._skip_space(i)
@@ -289,6 +309,13 @@ class _Scanner:
             else:
                 if not (self.language == "awk" and i < len(code) and code[i] == '"'):
                     break
+        if i < len(code) and code[i] != "," and code[i] not in closers:
+            # more follows the literal (awk "kill " pid, an operator on a variable): not a literal
+            prefix = "".join(parts) if prefix is None and not dynamic else prefix
+            dynamic = True
+            i = self._skip_expression(i, closers)
+        if dynamic and prefix:
+            return _Partial(prefix), i
         if dynamic or not parts:
             return DYNAMIC, i
         return "".join(parts), i
@@ -349,6 +376,8 @@ class _Scanner:
                 call.shell = values[0]
             else:
                 call.problem = f"{function} of a computed command"
+                if isinstance(values[0], _Partial):
+                    call.partial = values[0].prefix + COMPUTED_REST
         elif form == "shell_or_argv":
             if len(values) == 1 and isinstance(values[0], str):
                 call.shell = values[0]
@@ -358,6 +387,8 @@ class _Scanner:
                 call.argv = [(w, True) for w in strings]
             else:
                 call.problem = f"{function} of a computed command"
+                if len(values) == 1 and isinstance(values[0], _Partial):
+                    call.partial = values[0].prefix + COMPUTED_REST
         elif form == "program_argv":
             if not isinstance(values[0], str):
                 call.problem = f"{function} of a computed program"
