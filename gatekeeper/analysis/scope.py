@@ -16,6 +16,7 @@ from tree_sitter import Node
 
 # A variable bound to UNKNOWN was assigned something that cannot be known; unassigned names are unknown too.
 UNKNOWN = None
+DEFAULT_IFS = " \t\n"
 
 
 @dataclass(slots=True)
@@ -55,7 +56,10 @@ class Scope:
         A variable assigned here but not exported may still be exported from the caller's environment,
         so it is unknown in the child rather than empty.
         """
-        variables = {name: value for name, value in self.variables.items() if name in self.exported}
+        # a new bash resets IFS whatever its environment says
+        variables = {
+            name: value for name, value in self.variables.items() if name in self.exported and name != "IFS"
+        }
         scope = Scope(variables, self.cwd, None, [], {}, self.home, set(self.exported))
         for name, value in (env or {}).items():
             scope.variables[name] = value
@@ -73,6 +77,11 @@ class Scope:
         if name == "OLDPWD":
             return self.oldpwd
         return UNKNOWN
+
+    def ifs(self) -> str | None:
+        """The field separators: bash's default unless IFS was assigned in the call (bash does not take
+        IFS from its environment); None when it was assigned a value that cannot be known."""
+        return self.variables.get("IFS", DEFAULT_IFS)
 
     def assign(self, name: str, value: str | None) -> None:
         self.variables[name] = value

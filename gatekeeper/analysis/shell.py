@@ -650,6 +650,7 @@ class Walker:
             self.home,
             lambda node: self.runner.run_substitution(node, self.src, scope, self.ctx),
             lambda node: self.scan(node, scope, ex),
+            scope.ifs(),
         )
 
     def _simple(

@@ -254,8 +254,16 @@ class WordExpander:
     """
 
     def __init__(
-        self, src: bytes, lookup: Lookup, home: str | None, substitute: Substitute, scan: Scan
+        self,
+        src: bytes,
+        lookup: Lookup,
+        home: str | None,
+        substitute: Substitute,
+        scan: Scan,
+        ifs: str | None = " \t\n",
     ) -> None:
+        # ifs: the field separators (None: assigned a value that cannot be known)
+        self.ifs = ifs
         self.src = src
         self.lookup = lookup
         self.home = home
@@ -289,14 +297,30 @@ class WordExpander:
                 result.append(Arg("".join(text), known, start, end, glob, origin, remote))
             text, known, glob, remote, exists, origins = [], True, False, False, False, []
 
+        ifs = self.ifs
         for piece in pieces:
-            if piece.split and piece.known:
+            if piece.split and piece.known and ifs is None and piece.text:
+                # split on separators that cannot be known: the fields cannot be known either
+                text.append(piece.text)
+                exists, known = True, False
+                continue
+            if piece.split and piece.known and ifs is not None:
+                # bash: IFS whitespace runs separate fields; each other IFS character ends one, even
+                # an empty one ("a::b" with IFS=: gives "a", "", "b"), and absorbs whitespace around it
+                after_blank = False
                 for ch in piece.text:
-                    if ch in IFS_WHITESPACE:
+                    if ch in ifs and ch in IFS_WHITESPACE:
                         flush()
+                        after_blank = True
+                    elif ch in ifs:
+                        if not after_blank:
+                            exists = True
+                            flush()
+                        after_blank = False
                     else:
                         text.append(ch)
                         exists = True
+                        after_blank = False
                         glob = glob or ch in GLOB_CHARS
                 if piece.origin is not None:
                     origins.append(piece.origin)
