@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gatekeeper.analysis.programs import InterpreterSpec, Programs, ShellSpec
+from gatekeeper.analysis.programs import InterpreterSpec, Programs, ShellSpec, StdinShellSpec
 from gatekeeper.analysis.words import Arg
 
 
@@ -41,6 +41,9 @@ def embedded_code(name: str, args: list[Arg], programs: Programs) -> Embedded | 
         return Embedded("shell", "file", name, name, args[1]) if len(args) > 1 else None
     if programs.is_shell(name):
         return _shell(name, args, programs.shells)
+    queued = programs.stdin_shells.get(name)
+    if queued is not None:
+        return _stdin_shell(name, args, queued)
     spec = programs.interpreter(name)
     if spec is not None:
         return _interpreter(name, args, spec)
@@ -93,6 +96,17 @@ def _shell(name: str, args: list[Arg], spec: ShellSpec) -> Embedded | None:
     if stdin_flag or not operands:
         return Embedded("shell", "stdin", name, name)
     return Embedded("shell", "file", name, name, operands[0])
+
+
+def _stdin_shell(name: str, args: list[Arg], spec: StdinShellSpec) -> Embedded:
+    """``echo CMD | at now`` runs CMD later through a shell; ``at -f FILE`` reads it from FILE."""
+    index = 1
+    while index < len(args):
+        word = args[index].value
+        if word in spec.file_options and index + 1 < len(args):
+            return Embedded("shell", "file", name, name, args[index + 1])
+        index += 2 if word in spec.options_with_arg else 1
+    return Embedded("shell", "stdin", name, name)
 
 
 @dataclass(slots=True)

@@ -47,6 +47,16 @@ class WrapperSpec:
     exec_actions: frozenset[str] = frozenset()
     program_options: frozenset[str] = frozenset()
     arguments_after_double_dash: bool = False
+    input_separators: frozenset[str] = frozenset()
+    default_replace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StdinShellSpec:
+    """A program that runs the shell commands it reads on stdin later (``at``), or from ``-f FILE``."""
+
+    file_options: frozenset[str] = frozenset()
+    options_with_arg: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +125,7 @@ class Programs:
     wrappers: dict[str, WrapperSpec]
     shells: ShellSpec
     shell_builtins: dict[str, str]
+    stdin_shells: dict[str, StdinShellSpec]
     interpreters: dict[str, InterpreterSpec]
     command_functions: dict[str, dict[str, str]]
     decoders: dict[str, DecoderSpec]
@@ -183,6 +194,8 @@ def _wrapper(name: str, data: dict[str, Any]) -> WrapperSpec:
         exec_actions=_set(data, "exec_actions"),
         program_options=_set(data, "program_options"),
         arguments_after_double_dash=bool(data.get("arguments_after_double_dash", False)),
+        input_separators=_set(data, "input_separators"),
+        default_replace=data.get("default_replace"),
     )
 
 
@@ -243,6 +256,10 @@ def parse_programs(data: dict[str, Any]) -> Programs:
             options_with_arg=_set(shells, "options_with_arg"),
         ),
         shell_builtins=dict(data["shell_builtins"]),
+        stdin_shells={
+            name: StdinShellSpec(_set(entry, "file_options"), _set(entry, "options_with_arg"))
+            for name, entry in data.get("stdin_shells", {}).items()
+        },
         interpreters=_interpreters(data["interpreters"]),
         command_functions={lang: dict(table) for lang, table in data["command_functions"].items()},
         decoders={

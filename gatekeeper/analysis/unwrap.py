@@ -77,6 +77,10 @@ def unwrap(spec: WrapperSpec, args: list[Arg]) -> list[Layer]:
     if options.code is not None:
         return [Layer(via, code=options.code, env=options.env, cwd=options.cwd)]
     rest = options.split + rest
+    for position, arg in enumerate(rest):
+        if arg.known and arg.value in spec.input_separators:
+            rest = rest[:position]
+            break
     if spec.joined and not options.unjoined:
         if not rest:
             return []
@@ -199,9 +203,18 @@ def _command_only(spec: WrapperSpec, args: list[Arg]) -> list[Layer]:
 
 
 def _xargs(spec: WrapperSpec, via: Via, rest: list[Arg], options: _Options) -> Layer:
+    if spec.input_separators and len(rest) == 1 and " " in rest[0].value:
+        # parallel 'gzip {}' ::: a b: one word with blanks is a command line for a shell
+        code = rest[0]
+        filled = spec.default_replace is not None and spec.default_replace in code.value
+        line = Arg(code.value, code.known and not filled, code.start, code.end)
+        return Layer(via, code=line, env=options.env)
     command = rest or [Arg(word) for word in spec.default_command]
-    if options.replace is not None:
-        marker = options.replace or "{}"
+    replace = options.replace
+    if replace is None and spec.default_replace and any(spec.default_replace in a.value for a in command):
+        replace = spec.default_replace
+    if replace is not None:
+        marker = replace or "{}"
         command = [Arg(a.value, False, a.start, a.end) if marker in a.value else a for a in command]
         return Layer(via, args=command, env=options.env)
     return Layer(via, args=[*command, Arg(XARGS_INPUT, known=False)], env=options.env)
