@@ -39,6 +39,14 @@ violations contains lib.violation("evasion.unanalysable", "the input carries no 
 
 has_facts if is_object(input.facts)
 
+# A list of facts that is not a list would otherwise read as empty.
+violations contains lib.violation("evasion.unanalysable", message) if {
+	some key in ["commands", "api_calls", "opaque", "syntax_errors"]
+	x := lib.facts[key]
+	not is_array(x)
+	message := concat("", ["the analysis facts are malformed: ", key, " is not a list"])
+}
+
 # --- opaque ---------------------------------------------------------------------------------
 
 violations contains lib.violation("evasion.opaque", message) if {

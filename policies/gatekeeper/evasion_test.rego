@@ -50,6 +50,11 @@ test_facts_that_are_not_an_object_are_denied if {
 	t.fired(violations_of(inp), {"evasion.unanalysable"})
 }
 
+test_facts_with_a_list_that_is_not_a_list_are_denied if {
+	inp := object.union(t.shell([]), {"facts": {"commands": "rm -rf /"}})
+	t.reported(violations_of(inp), "evasion.unanalysable", "deny", "malformed: commands is not a list")
+}
+
 # --- opaque ---------------------------------------------------------------------------------
 
 test_remote_code_is_asked if {
