@@ -86,7 +86,7 @@ def find_candidates(
                 if option in program.command_options:
                     _add(found, f"{name} {option}", _strip_escape(value, spec) or value)
                 else:
-                    _escaped(found, f"{name} {option}", value, spec)
+                    _escaped(found, f"{name} {option}", value, spec, program.line_prefixes)
             continue
         if program.plus_option and word.startswith("+") and len(word) > 1:
             _escaped(found, f"{name} +", word[1:], spec)
@@ -127,9 +127,20 @@ def _strip_escape(value: str, spec: CandidateSpec) -> str | None:
     return None
 
 
-def _escaped(found: list[CandidateText], via_name: str, value: str, spec: CandidateSpec) -> None:
+def _escaped(
+    found: list[CandidateText],
+    via_name: str,
+    value: str,
+    spec: CandidateSpec,
+    line_prefixes: tuple[str, ...] = (),
+) -> None:
     for line in value.splitlines() or [value]:
         command = _strip_escape(line, spec)
+        stripped = line.strip()
+        # the program's own shell command (gdb "shell CMD"), besides the generic "!CMD"
+        for prefix in line_prefixes:
+            if command is None and stripped.startswith(prefix):
+                command = stripped[len(prefix) :]
         if command is not None:
             _add(found, via_name, command)
     _calls(found, via_name, value, spec)
