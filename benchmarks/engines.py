@@ -98,7 +98,8 @@ def main() -> None:
     args = parser.parse_args()
 
     calls = load_calls(args.extra)
-    config = Config(home=HOME, agent_home=AGENT_HOME)
+    # The engines themselves are compared: no decision cache in front of the embedded one.
+    config = Config(home=HOME, agent_home=AGENT_HOME, decision_cache_size=0)
     with ManagedOpa() as opa:
         engines = {
             "embedded": Gatekeeper(config, engine=EmbeddedEngine()),

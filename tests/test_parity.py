@@ -165,7 +165,9 @@ def decide_all(engine: Recording, cases: list[Case]) -> dict[str, Answer]:
     """Every case decided by ``engine`` through ``Gatekeeper.decide``, on a thread pool."""
     gatekeepers: dict[str, Gatekeeper] = {}
     for agent_home in {case.agent_home for case in cases}:
-        gatekeepers[agent_home] = Gatekeeper(Config(home=HOME, agent_home=agent_home), engine=engine)
+        # No decision cache: every case must reach the engine (the corpus repeats some calls).
+        config = Config(home=HOME, agent_home=agent_home, decision_cache_size=0)
+        gatekeepers[agent_home] = Gatekeeper(config, engine=engine)
 
     def decide(case: Case) -> tuple[str, Answer]:
         engine.forget()
