@@ -1,0 +1,61 @@
+"""Bad input of every kind: a clear error and a deny for that call, never a crash or an allow."""
+
+from __future__ import annotations
+
+import pytest
+
+from gatekeeper.config import Config
+from gatekeeper.core import Gatekeeper
+from gatekeeper.models import ToolCall
+from gatekeeper.testing import capture_audit
+
+
+@pytest.fixture(scope="module")
+def gatekeeper():
+    with Gatekeeper(Config(home="/home/agent")) as instance:
+        yield instance
+
+
+def nested_substitutions(depth: int) -> str:
+    return "echo " + "$(" * depth + "kill 1" + ")" * depth
+
+
+BAD_COMMANDS = {
+    "one-megabyte": "echo " + "a" * (1 << 20),
+    "deep-substitutions": nested_substitutions(2000),
+    "deep-subshells": "(" * 3000 + "pkill -f agent" + ")" * 3000,
+    "invalid-utf8": "echo caf\udce9 && rm -rf /",
+    "nul-byte": "ls\x00; kill 1",
+    "unterminated-quote": "echo 'unterminated; pkill -f agent",
+}
+
+
+@pytest.mark.parametrize("command", list(BAD_COMMANDS.values()), ids=list(BAD_COMMANDS))
+def test_bad_command_is_not_allowed_and_is_audited(gatekeeper, command):
+    with capture_audit(gatekeeper) as records:
+        decision = gatekeeper.decide(ToolCall.shell(command, id="bad"))
+    assert decision.decision.value == "deny", decision.model_dump_json(indent=2)
+    assert decision.violations or decision.error, "a refusal must say why"
+    assert len(records) == 1
+    assert records[0]["decision"] == decision.decision.value
+
+
+def test_unknown_tool_is_denied(gatekeeper):
+    decision = gatekeeper.decide({"tool": "teleport", "arguments": {"to": "mars"}, "id": "u1"})
+    assert decision.decision.value == "deny"
+    assert decision.violations
+    assert decision.id == "u1"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{}, {"command": 5}, {"command": None}, {"command": ["ls"]}, {"command": ""}, {"command": "  \n\t "}],
+    ids=["missing-command", "number", "null", "list", "empty", "whitespace"],
+)
+def test_shell_call_without_a_command_is_denied_with_a_clear_error(gatekeeper, arguments):
+    with capture_audit(gatekeeper) as records:
+        decision = gatekeeper.decide({"tool": "shell", "arguments": arguments})
+    assert decision.decision.value == "deny"
+    assert decision.error.code == "invalid_input"
+    assert "arguments.command" in decision.error.message
+    assert records[0]["error"]["code"] == "invalid_input"
