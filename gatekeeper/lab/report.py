@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gatekeeper.lab import plots
 from gatekeeper.lab.evaluate import CaseResult, EvalResult
 from gatekeeper.lab.results import Arm, ArmResult, LabResult, StepRecord
 from gatekeeper.lab.scenarios import Scenario
@@ -199,6 +198,8 @@ def _lab_summary(report: Report, lab: LabResult) -> None:
             rows,
         ),
     )
+    from gatekeeper.lab import plots  # noqa: PLC0415 - matplotlib costs a second at CLI start
+
     report.image("outcomes.png", plots.outcome_plot(lab), "Outcome per scenario and arm")
 
 
@@ -248,6 +249,8 @@ def _corpus_section(report: Report, result: EvalResult, shown: int) -> None:
             ],
         ),
     )
+    from gatekeeper.lab import plots  # noqa: PLC0415 - matplotlib costs a second at CLI start
+
     report.image("recall.png", plots.recall_plot(result), "Recall per family")
     report.image("false-positives.png", plots.false_positive_plot(result), "False-positive rate per corpus")
     skipped = {c.corpus: c.skipped for c in result.corpora if c.skipped}
