@@ -164,6 +164,9 @@ class Analysis:
     def leave_nesting(self) -> None:
         self._nesting -= 1
 
+    def report_too_deep(self, detail: str, text: str, ctx: Context) -> None:
+        self.opaque("too_deep", detail, text, ctx)
+
     def report_parse_error(self, detail: str, text: str, ctx: Context) -> None:
         if text not in self._parse_errors:
             self._parse_errors.add(text)

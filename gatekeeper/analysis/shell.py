@@ -192,6 +192,8 @@ class Runner(Protocol):
 
     def report_parse_error(self, detail: str, text: str, ctx: Context) -> None: ...
 
+    def report_too_deep(self, detail: str, text: str, ctx: Context) -> None: ...
+
 
 @dataclass(slots=True)
 class _Exec:
@@ -223,6 +225,17 @@ class _VirtualList:
 
 
 Item = Node | _Redirected | _VirtualPipeline | _VirtualList
+
+
+def _depth_exceeds(root: Node, limit: int) -> bool:
+    """Whether the tree under ``root`` is deeper than ``limit`` (iteratively: the tree may be very deep)."""
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in node.named_children)
+    return False
 
 
 def is_background_token(node: Node) -> bool:
@@ -353,6 +366,10 @@ class Walker:
             self._nested_block(node, scope.copy(), ex, "subshell", "( )")
         elif kind == "compound_statement" and node.children and node.children[0].type == "((":
             # tree-sitter-bash parses the arithmetic command (( ... )) as a compound statement
+            if _depth_exceeds(node, MAX_NESTING):
+                detail = f"arithmetic nested deeper than {MAX_NESTING} is not analysed"
+                self.runner.report_too_deep(detail, self._text(node)[:200], self.ctx)
+                return
             self.scan(node, scope, ex)
         elif kind == "compound_statement":
             self._nested_block(node, scope, ex, "group", "{ }")
