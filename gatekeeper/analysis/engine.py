@@ -120,6 +120,12 @@ class Analysis:
         table = self.programs.command_functions.get(language, {})
         for call in scan_calls(language, code, table):
             literal: list[object] = []
+            if call.args is not None:
+                # a call that runs no command (kill): a fact for the policies, nothing to follow
+                self.facts.api_calls.append(
+                    ApiCall(language, call.function, call.args, {}, list(ctx.via), call.text)
+                )
+                continue
             if call.shell is not None:
                 literal = [call.shell]
             elif call.argv is not None:

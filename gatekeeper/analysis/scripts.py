@@ -11,6 +11,7 @@ A call whose arguments are not literal is reported with a ``problem``: what it r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from gatekeeper.analysis.words import decode_escapes
@@ -38,7 +39,8 @@ class _Partial(_Dynamic):
 
 # Stands for the computed rest of a partial command line, so that the shell walker marks it unknown.
 COMPUTED_REST = "${__computed__}"
-Value = str | list[str] | _Dynamic
+Value = str | int | float | list[str] | _Dynamic
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
 @dataclass(slots=True)
@@ -53,6 +55,9 @@ class ScriptCall:
     problem: str | None = None
     # with a problem: the command line as far as it is known, the rest as COMPUTED_REST
     partial: str | None = None
+    # form "call" (kill, Process.kill, ...): runs no command, reported with its literal arguments
+    # (strings and numbers as written, None where not literal)
+    args: list[object] | None = None
 
 
 def scan_calls(language: str, code: str, functions: dict[str, str]) -> list[ScriptCall]:
@@ -228,7 +233,7 @@ class _Scanner:
             self.language in ("perl", "ruby", "generic")
             and after_name < len(code)
             and after_name > end
-            and code[after_name] in "'\"[$@"
+            and (code[after_name] in "'\"[$@" or (form == "call" and _bare_argument(code, after_name)))
         ):
             values, close = self._arguments(after_name, ";\n}")
         else:
@@ -291,6 +296,15 @@ class _Scanner:
                 else:
                     prefix = "".join(parts) if prefix is None and not dynamic else prefix
                     dynamic = True
+            elif not parts and not dynamic and (number := _NUMBER.match(code, i)) is not None:
+                i = self._skip_space(number.end())
+                if i >= len(code) or code[i] == "," or code[i] in closers:
+                    literal = number.group()
+                    return (float(literal) if "." in literal else int(literal)), i
+                dynamic = True
+                prefix = ""
+                i = self._skip_expression(i, closers)
+                break
             elif ch == "[" and not parts:
                 items, i = self._arguments(i + 1, "]")
                 if all(isinstance(item, str) for item in items):
@@ -367,6 +381,10 @@ class _Scanner:
         call = ScriptCall(function, text)
         strings = [v for v in values if isinstance(v, str)]
         if form == "none" or not values:
+            return
+        if form == "call":
+            call.args = [_literal(v) for v in values]
+            self.calls.append(call)
             return
         if form == "perl_open":
             self._perl_open(call, values)
@@ -455,3 +473,14 @@ class _Scanner:
             self.calls.append(
                 ScriptCall("print |", self._text(i, end), problem="print to a computed command")
             )
+
+
+def _bare_argument(code: str, i: int) -> bool:
+    """``kill 9, $pid``, ``kill -9, $pid``, ``kill KILL => $pid``: a call without parentheses."""
+    return code[i].isalnum() or (code[i] in "-_" and not code.startswith("-=", i))
+
+
+def _literal(value: Value) -> object:
+    if isinstance(value, _Dynamic):
+        return None
+    return value
