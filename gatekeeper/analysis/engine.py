@@ -21,7 +21,7 @@ from gatekeeper.analysis.facts import ApiCall, Command, Facts, Opaque, Via
 from gatekeeper.analysis.nesting import Embedded, embedded_code
 from gatekeeper.analysis.paths import absolute, operand_paths
 from gatekeeper.analysis.payloads import command_output, encode, pipe_output, stdin_output
-from gatekeeper.analysis.programs import Programs, load_programs, program_name
+from gatekeeper.analysis.programs import FileWriterSpec, Programs, load_programs, program_name
 from gatekeeper.analysis.pycode import analyse_python
 from gatekeeper.analysis.scope import FunctionDef, Scope, resolve_directory
 from gatekeeper.analysis.scripts import scan_calls
@@ -599,6 +599,8 @@ class Analysis:
                 targets.append(value if eq else (words[index + 1] if index + 1 < len(words) else ""))
             if eq and option in writer.output_keys:
                 targets.append(value)
+        if writer.url_name_flags and not targets:
+            targets = _url_names(words, writer)
         piped_content: str | None = None
         if writer.operands == "all" and stdin is not None:
             source = (
@@ -624,6 +626,35 @@ class Analysis:
             self._candidate_texts.add(found.text)
             inner = Context((*ctx.via, Via("argument", found.via_name)), "shell", candidate=True)
             self.shell(found.text, inner, Scope(cwd=command.cwd, home=self.home))
+
+
+def _url_names(words: list[str], writer: FileWriterSpec) -> list[str]:
+    """Files a fetcher saves under the URL's basename (``wget URL``, ``curl -O URL``)."""
+    flags = writer.url_name_flags
+    named = "always" in flags
+    directory = ""
+    urls: list[str] = []
+    for index, word in enumerate(words):
+        option, eq, value = word.partition("=")
+        if option in writer.directory_options:
+            directory = value if eq else (words[index + 1] if index + 1 < len(words) else "")
+        elif word in flags or (
+            word.startswith("-")
+            and not word.startswith("--")
+            and any(f in word[1:] for f in flags if len(f) == 1)
+        ):
+            named = True
+        elif "://" in word and not word.startswith("-"):
+            urls.append(word)
+    if not named:
+        return []
+    names = []
+    for url in urls:
+        path = url.split("://", 1)[1].split("?", 1)[0].split("#", 1)[0]
+        base = path.rsplit("/", 1)[-1] if "/" in path else ""
+        if base and base not in (".", ".."):
+            names.append(f"{directory.rstrip('/')}/{base}" if directory else base)
+    return names
 
 
 def looks_like_command(text: str) -> bool:

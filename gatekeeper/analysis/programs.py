@@ -96,6 +96,8 @@ class FileWriterSpec:
     options_with_arg: frozenset[str] = frozenset()
     output_options: frozenset[str] = frozenset()
     output_keys: frozenset[str] = frozenset()
+    url_name_flags: frozenset[str] = frozenset()
+    directory_options: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +276,8 @@ def parse_programs(data: dict[str, Any]) -> Programs:
                 options_with_arg=_set(entry, "options_with_arg"),
                 output_options=_set(entry, "output_options"),
                 output_keys=_set(entry, "output_keys"),
+                url_name_flags=_set(entry, "url_name_flags"),
+                directory_options=_set(entry, "directory_options"),
             )
             for name, entry in data["file_writers"].items()
         },
