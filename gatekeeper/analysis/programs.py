@@ -49,6 +49,10 @@ class WrapperSpec:
     arguments_after_double_dash: bool = False
     input_separators: frozenset[str] = frozenset()
     default_replace: str | None = None
+    # tmux: commands ("new-session", ...) whose operands are a command line, their options with a value
+    subcommands: frozenset[str] = frozenset()
+    subcommand_options_with_arg: frozenset[str] = frozenset()
+    keys_subcommands: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +201,9 @@ def _wrapper(name: str, data: dict[str, Any]) -> WrapperSpec:
         program_options=_set(data, "program_options"),
         arguments_after_double_dash=bool(data.get("arguments_after_double_dash", False)),
         input_separators=_set(data, "input_separators"),
+        subcommands=_set(data, "subcommands"),
+        subcommand_options_with_arg=_set(data, "subcommand_options_with_arg"),
+        keys_subcommands=_set(data, "keys_subcommands"),
         default_replace=data.get("default_replace"),
     )
 

@@ -54,6 +54,8 @@ def unwrap(spec: WrapperSpec, args: list[Arg]) -> list[Layer]:
     """The commands the wrapper ``args[0]`` (described by ``spec``) runs; empty when it runs none."""
     if spec.exec_actions:
         return _find_actions(spec, args)
+    if spec.subcommands:
+        return _tmux(spec, args)
     if spec.command_only or spec.command_only_unless:
         return _command_only(spec, args)
     options = _Options()
@@ -254,3 +256,72 @@ def _program_option(spec: WrapperSpec, args: list[Arg], options: _Options) -> li
     return [
         Layer(Via(spec.kind, spec.name), args=[options.program, *extra], env=options.env, cwd=options.cwd)
     ]
+
+
+# send-keys key names that end a typed line; other key names (C-c, Escape, Up, ...) type no text
+_ENTER_KEYS = frozenset({"Enter", "C-m", "KPEnter", "C-j"})
+_KEY_NAME = re.compile(r"^(?:[CMS]-.+|F[0-9]+|[A-Z][A-Za-z]+)$")
+
+
+def _tmux(spec: WrapperSpec, args: list[Arg]) -> list[Layer]:
+    """``tmux [-L s] new-session -d -s n 'cmd' \\; send-keys -t n 'cmd' Enter``: the command line each
+    tmux command runs, or the text typed into a pane by send-keys (each line a command for its shell)."""
+    options = _Options()
+    index = _parse_options(spec, args, 1, options)
+    layers: list[Layer] = []
+    if options.code is not None:
+        layers.append(Layer(Via(spec.kind, spec.name), code=options.code))
+    commands: list[list[Arg]] = [[]]
+    for arg in args[index:]:
+        if arg.known and arg.value in (";", "\\;"):
+            commands.append([])
+        elif arg.known and arg.value.endswith("\\;"):
+            commands[-1].append(Arg(arg.value[:-2], arg.known, arg.start, arg.end))
+            commands.append([])
+        else:
+            commands[-1].append(arg)
+    for words in commands:
+        if not words or not words[0].known:
+            continue
+        name = words[0].value
+        if name not in spec.subcommands and name not in spec.keys_subcommands:
+            continue
+        position = 1
+        while position < len(words) and words[position].known and words[position].value.startswith("-"):
+            word = words[position].value
+            position += 1
+            if word == "--":
+                break
+            if word[-1:] and f"-{word[-1]}" in spec.subcommand_options_with_arg and len(word) == 2:
+                position += 1
+        rest = words[position:]
+        if not rest:
+            continue
+        via = Via(spec.kind, f"{spec.name} {name}")
+        if name in spec.keys_subcommands:
+            text = _typed(rest)
+            if text is not None:
+                layers.append(Layer(via, code=text))
+        elif name in ("if-shell", "if"):
+            layers.append(Layer(via, code=rest[0]))
+        else:
+            layers.append(Layer(via, code=_joined(rest)))
+    return layers
+
+
+def _typed(keys: list[Arg]) -> Arg | None:
+    """The text send-keys types: literal strings, Enter as a newline, other key names dropped."""
+    parts: list[str] = []
+    known = True
+    for key in keys:
+        if key.known and key.value in _ENTER_KEYS:
+            parts.append("\n")
+        elif key.known and _KEY_NAME.match(key.value) and " " not in key.value:
+            continue
+        else:
+            parts.append(key.value)
+            known = known and key.known
+    text = "".join(parts)
+    if not text.strip():
+        return None
+    return Arg(text, known, keys[0].start, keys[-1].end)
