@@ -18,7 +18,9 @@ small, explainable and driven by the ``candidates`` section of ``programs.json``
 4. For every other program: arguments starting with a known key (``--checkpoint-action=exec=``,
    ``LocalCommand=``, ``core.pager=``, ...), arguments or lines of multi-line arguments that start with
    an escape prefix (``!``, ``:!``), literal calls such as ``os.execute("cmd")`` in the value of a
-   code-like option (``-e``, ``-c``, ``--eval``) of a program not known here, and lines of a heredoc or
+   code-like option (``-e``, ``-c``, ``--eval``) of a program not known here (and literal lisp calls,
+   ``(shell-command "cmd")``, in an escape option's value: ``emacs --eval``), ``key_patterns``
+   (``alias.NAME=!cmd``), and lines of a heredoc or
    here-string fed to the program that start with an escape prefix.
 
 The analysis then parses each text as shell and keeps it only when it parses cleanly and its first word
@@ -27,6 +29,8 @@ looks like a program (a plain word or path, not a number or punctuation): prose 
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
 
 from gatekeeper.analysis.programs import CandidateProgramSpec, CandidateSpec, Programs
@@ -151,6 +155,74 @@ def _calls(found: list[CandidateText], via_name: str, code: str, spec: Candidate
     for call in scan_calls("generic", code, functions):
         if call.shell is not None:
             _add(found, via_name, call.shell)
+    if "(" in code:
+        for command in _lisp_calls(code, spec.lisp_functions):
+            _add(found, via_name, command)
+
+
+_LISP_CALL = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9*-]*)(?=[\s)])")
+
+
+def _lisp_calls(code: str, functions: dict[str, dict[str, int]]) -> list[str]:
+    """Command lines of literal lisp calls: ``(shell-command "cmd")``, ``(call-process "p" nil t nil)``."""
+    commands: list[str] = []
+    for match in _LISP_CALL.finditer(code):
+        form = functions.get(match.group(1))
+        if form is None:
+            continue
+        elements = _lisp_elements(code, match.end())
+        if "shell" in form:
+            index = form["shell"]
+            if index < len(elements) and elements[index] is not None:
+                commands.append(str(elements[index]))
+            continue
+        program, first = form.get("program", 0), form.get("args_from", 1)
+        words = [elements[program]] if program < len(elements) else []
+        words += elements[first:]
+        if words and all(w is not None for w in words):
+            commands.append(shlex.join(str(w) for w in words))
+    return commands
+
+
+def _lisp_elements(code: str, i: int) -> list[str | None]:
+    """The top-level elements of a lisp list from ``i`` to its ``)``: strings, None for anything else."""
+    elements: list[str | None] = []
+    while i < len(code):
+        ch = code[i]
+        if ch in " \t\r\n":
+            i += 1
+        elif ch == ")":
+            break
+        elif ch == '"':
+            j = i + 1
+            chars: list[str] = []
+            while j < len(code) and code[j] != '"':
+                if code[j] == "\\" and j + 1 < len(code):
+                    j += 1
+                chars.append(code[j])
+                j += 1
+            elements.append("".join(chars))
+            i = j + 1
+        elif ch == "(":
+            depth = 0
+            while i < len(code):
+                if code[i] == "(":
+                    depth += 1
+                elif code[i] == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                i += 1
+            elements.append(None)
+            i += 1
+        else:
+            start = i
+            while i < len(code) and code[i] not in ' \t\r\n()"':
+                i += 1
+            atom = code[start:i]
+            # nil, t and keywords are not a command word; any other symbol is a computed value
+            elements.append(None if atom not in ("nil", "t") else atom)
+    return elements
 
 
 def _keys(
@@ -161,6 +233,12 @@ def _keys(
         if lowered.startswith(prefix.lower()):
             rest = word[len(prefix) :]
             _add(found, f"{name} {prefix.rstrip('=: ')}", _strip_escape(rest, spec) or rest)
+            return True
+    for pattern in spec.key_patterns:
+        match = re.match(pattern, word)
+        if match is not None:
+            rest = word[match.end() :]
+            _add(found, f"{name} {match.group(0).rstrip('=')}", _strip_escape(rest, spec) or rest)
             return True
     return False
 

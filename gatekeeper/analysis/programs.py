@@ -120,6 +120,10 @@ class CandidateSpec:
     key_prefixes: tuple[str, ...] = ()
     code_options: frozenset[str] = frozenset()
     call_patterns: tuple[str, ...] = ()
+    key_patterns: tuple[str, ...] = ()
+    # lisp functions that run a command: {"shell": i} (element i is a command line) or
+    # {"program": i, "args_from": j} (element i the program, elements j.. its arguments)
+    lisp_functions: dict[str, dict[str, int]] = field(default_factory=dict)
     programs: dict[str, CandidateProgramSpec] = field(default_factory=dict)
     env_variables: frozenset[str] = frozenset()
     env_value_prefixes: tuple[str, ...] = ()
@@ -246,6 +250,8 @@ def _candidates(data: dict[str, Any]) -> CandidateSpec:
         key_prefixes=tuple(data.get("key_prefixes", ())),
         code_options=_set(data, "code_options"),
         call_patterns=tuple(data.get("call_patterns", ())),
+        key_patterns=tuple(data.get("key_patterns", ())),
+        lisp_functions={name: dict(form) for name, form in data.get("lisp_functions", {}).items()},
         programs=programs,
         env_variables=_set(data, "env_variables"),
         env_value_prefixes=tuple(data.get("env_value_prefixes", ())),
