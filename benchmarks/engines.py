@@ -134,7 +134,8 @@ def main() -> None:
     print(
         f"{len(calls)} calls x {args.rounds} round(s) per engine, one run; "
         f"python {platform.python_version()}, "
-        f"{opa_label}, {os.cpu_count()} CPUs ({platform.machine()})"
+        f"{opa_label}, {os.cpu_count()} CPUs ({platform.machine()}), "
+        f"load average {os.getloadavg()[0]:.1f} at the end"
     )
     print()
     print(table_row(list(COLUMNS)))
