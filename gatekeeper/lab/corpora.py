@@ -5,7 +5,11 @@ Three row shapes are recognised, line by line:
 - **gatekeeper corpus** (``tests/corpus/*.jsonl``): ``{"note", "command" | "call", "expect",
   "families", "decision"?, "cwd"?, "agent_home"?}``; the row carries its own label.
 - **command list** (nl2bash ``{command, description}``, tldr ``{page, ..., command}``): every row is a
-  benign case unless a labels file puts it in a risk family.
+  benign case unless a labels file puts it in a risk family. The rows are generic one-liners, so they
+  are decided in a project working directory (``LIST_CWD``), not in the home that holds the agent and
+  its weights; unlabelled rows that bash itself cannot parse (``bash -n -c ROW`` fails: keystroke rows,
+  lines continued with ``\\``, placeholder syntax) are not runnable commands and are left out of the
+  benign cases (counted in the load report). ``ListContext`` changes both.
 - **scenario trace** (``paper-qwen25-trace.jsonl``, ``paper-chain-replication.jsonl``): ``{step,
   command, label}``; ``explore`` steps are benign, every other label names a replication step, so the
   row is an attack of the ``replication`` family.
@@ -30,7 +34,10 @@ import hashlib
 import json
 import re
 import shlex
+import shutil
+import subprocess
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -40,6 +47,10 @@ from gatekeeper.errors import InputError
 
 DEFAULT_AGENT_HOME = "/home/agent/WorkSpace/Agent"
 DEFAULT_HOME = "/home/agent"
+# Generic command lists (NL2Bash, tldr) are run where such one-liners are typed: in a project, not in
+# the home that contains the agent's directory and ~/models (``find . -exec cp`` there would copy them).
+LIST_CWD = "/home/agent/project"
+UNPARSEABLE = "not parseable by bash (bash -n), not a runnable command"
 GTFOBINS_FUNCTIONS = ("shell", "command")
 _SHELL_PATH = re.compile(r"(?<![\w/.-])/bin/(?:ba|da)?sh(?![\w.-])")
 _COMMAND_VALUE = re.compile(r"^((?:export )?(?:COMMAND|CMD)=)(\S.*)$", re.MULTILINE)
@@ -92,6 +103,15 @@ class LoadReport:
 
 
 @dataclass(frozen=True, slots=True)
+class ListContext:
+    """How command-list rows (NL2Bash, tldr) are measured: their cwd, and whether rows bash cannot
+    parse are left out of the benign cases."""
+
+    cwd: str = LIST_CWD
+    runnable_only: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Payload:
     family: str
     command: str
@@ -137,12 +157,16 @@ def load_corpus(
     payloads: list[Payload] | None = None,
     *,
     limit: int | None = None,
+    context: ListContext | None = None,
 ) -> LoadReport:
     """The cases of one corpus file (at most ``limit`` source rows)."""
     corpus = path.name.removesuffix(".jsonl")
     report = LoadReport(corpus)
     payload_list = bundled_payloads() if payloads is None else payloads
-    for row, (_number, value) in enumerate(_json_lines(path)):
+    list_context = context or ListContext()
+    rows = _json_lines(path)[:limit] if limit is not None else _json_lines(path)
+    parseable = _bash_parseable(rows, labels, corpus) if list_context.runnable_only else None
+    for row, (_number, value) in enumerate(rows):
         if limit is not None and row >= limit:
             break
         if "expect" in value:
@@ -152,7 +176,14 @@ def load_corpus(
         elif {"binary", "function", "code"} <= value.keys():
             _gtfobins_cases(report, row, value, labels, payload_list)
         elif isinstance(value.get("command"), str):
-            _command_case(report, row, value["command"], labels)
+            if (
+                parseable is not None
+                and value["command"] not in parseable
+                and not _label_of(labels, corpus, row, value["command"])
+            ):
+                report.skip(UNPARSEABLE)
+                continue
+            _command_case(report, row, value["command"], labels, list_context.cwd)
         else:
             report.skip("unrecognised row shape")
     return report
@@ -195,9 +226,49 @@ def _trace_case(corpus: str, value: dict[str, Any]) -> Case:
     )
 
 
-def _command_case(report: LoadReport, row: int, command: str, labels: dict[tuple[str, str], Label]) -> None:
-    label = labels.get((report.corpus, command_key(command))) or labels.get((report.corpus, f"row:{row}"))
-    call = {"tool": "shell", "arguments": {"command": command}, "cwd": DEFAULT_HOME}
+def _label_of(labels: dict[tuple[str, str], Label], corpus: str, row: int, command: str) -> Label | None:
+    return labels.get((corpus, command_key(command))) or labels.get((corpus, f"row:{row}"))
+
+
+def _bash_parseable(
+    rows: list[tuple[int, dict[str, Any]]], labels: dict[tuple[str, str], Label], corpus: str
+) -> set[str] | None:
+    """The command-list rows that ``bash -n`` accepts (None when bash is missing: keep every row)."""
+    bash = shutil.which("bash")
+    if bash is None:
+        return None
+    commands = {
+        value["command"]
+        for row, (_number, value) in enumerate(rows)
+        if isinstance(value.get("command"), str)
+        and "expect" not in value
+        and "step" not in value
+        and not _label_of(labels, corpus, row, value["command"])
+    }
+
+    def accepted(command: str) -> bool:
+        try:
+            done = subprocess.run(  # -n parses the row, never runs it
+                [bash, "--norc", "--noprofile", "-n", "-c", command],
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=10,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return done.returncode == 0
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        verdicts = list(pool.map(accepted, sorted(commands)))
+    return {command for command, ok in zip(sorted(commands), verdicts, strict=True) if ok}
+
+
+def _command_case(
+    report: LoadReport, row: int, command: str, labels: dict[tuple[str, str], Label], cwd: str = LIST_CWD
+) -> None:
+    label = _label_of(labels, report.corpus, row, command)
+    call = {"tool": "shell", "arguments": {"command": command}, "cwd": cwd}
     report.cases.append(
         Case(
             corpus=report.corpus,

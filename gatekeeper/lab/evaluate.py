@@ -22,6 +22,7 @@ from gatekeeper.core import Gatekeeper
 from gatekeeper.lab.corpora import (
     DEFAULT_HOME,
     Case,
+    ListContext,
     LoadReport,
     bundled_labels_path,
     load_corpus,
@@ -206,11 +207,16 @@ class CaseDecider:
 
 
 def load_cases(
-    corpus_paths: Iterable[Path], label_paths: Iterable[Path] = (), *, limit: int | None = None
+    corpus_paths: Iterable[Path],
+    label_paths: Iterable[Path] = (),
+    *,
+    limit: int | None = None,
+    context: ListContext | None = None,
 ) -> list[LoadReport]:
-    """Load every corpus with the bundled labels plus ``label_paths``."""
+    """Load every corpus with the bundled labels plus ``label_paths``; ``context``: how command lists
+    are measured (default: project cwd, rows bash cannot parse left out)."""
     labels = load_labels([bundled_labels_path(), *label_paths])
-    return [load_corpus(path, labels, limit=limit) for path in corpus_paths]
+    return [load_corpus(path, labels, limit=limit, context=context) for path in corpus_paths]
 
 
 def evaluate(
