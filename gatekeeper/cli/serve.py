@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import structlog
 import typer
@@ -21,6 +21,10 @@ from gatekeeper.cli.options import (
     fail,
 )
 from gatekeeper.errors import GatekeeperError
+
+if TYPE_CHECKING:
+    from gatekeeper.policy.reload import PolicyWatcher, ReloadResult
+    from gatekeeper.server import Service
 
 
 def serve(
@@ -51,6 +55,13 @@ def serve(
     opa_url: OpaUrl = None,
     opa_timeout: OpaTimeout = None,
     mode: ModeOption = None,
+    watch_policies: Annotated[
+        bool,
+        typer.Option(
+            "--watch-policies/--no-watch-policies",
+            help="Reload the embedded engine's policies when a file under them changes.",
+        ),
+    ] = True,
     agent_home: AgentHome = None,
     audit_log: AuditLogPath = None,
 ) -> None:
@@ -123,11 +134,30 @@ def serve(
             timeout_graceful_shutdown=5,
         )
     )
+    watcher = _watch_policies(service) if watch_policies else None
     try:
         server.run()
     finally:
+        if watcher is not None:
+            watcher.stop()
         service.close()
         structlog.get_logger("gatekeeper.server").info("server_stopped")
+
+
+def _watch_policies(service: Service) -> PolicyWatcher | None:
+    """Hot reload for the embedded engine; an OPA server reloads itself (``opa run --watch``)."""
+    from gatekeeper.policy.reload import watch_engine  # noqa: PLC0415
+
+    def reloaded(results: list[ReloadResult]) -> None:
+        for result in results:
+            if result.changed:
+                service.record_reload(result.previous, result.revision)
+            elif result.error is not None:
+                structlog.get_logger("gatekeeper.server").error(
+                    "policy_reload_rejected", revision=result.previous, error=result.error.message
+                )
+
+    return watch_engine(service.engine, on_reload=reloaded)
 
 
 def configure_logging(level: Literal["info", "warning"] = "info") -> None:

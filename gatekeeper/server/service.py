@@ -158,10 +158,14 @@ class Service:
         """Reload the policies; (previous, current) revision. PolicyLoadError keeps the old ones."""
         previous = self.engine.revision
         current = self.engine.reload()
+        self.record_reload(previous, current)
+        return previous, current
+
+    def record_reload(self, previous: str | None, current: str | None) -> None:
+        """Metrics, audit event and log line for a reload (admin API or the policy watcher)."""
         self.metrics.set_policy(current, self.engine.name)
         self._append_quietly({"previous_revision": previous, "revision": current}, event="policy_reloaded")
         log.info("policy_reloaded", previous_revision=previous, revision=current)
-        return previous, current
 
     def _append_quietly(self, fields: dict[str, Any], *, event: str) -> None:
         try:
