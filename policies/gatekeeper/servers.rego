@@ -186,6 +186,20 @@ reports_only(c) if {
 	a in args
 }
 
+# `mitmdump -nr dump`: -n starts no proxy server, it only reads or replays a file.
+reports_only(c) if {
+	letters := data.gatekeeper.servers.report_letters[c.name]
+	lib.has_letter(c, letters)
+}
+
+# Subcommands of a server program that manage or query and exit: `cloudflared tunnel list`,
+# `consul kv get`, `jupyter notebook list`, Laravel Envoy's task runner (`envoy run deploy`).
+reports_only(c) if {
+	some prefix in data.gatekeeper.servers.report_subcommands[c.name]
+	count(prefix) > 0
+	array.slice(c.positionals, 0, count(prefix)) == prefix
+}
+
 # --- the generic listening flag -------------------------------------------------------------
 
 may_listen(c) if {

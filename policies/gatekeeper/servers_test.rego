@@ -415,3 +415,42 @@ test_python_socket_connect_is_allowed if {
 test_python_subprocess_run_is_allowed if {
 	count(python_violations([t.api_kw("subprocess.run", [["ls"]], {"check": true})])) == 0
 }
+
+# --- report-only invocations and clients with a port flag (false positives on tldr pages) ----
+
+test_help_and_status_invocations_of_servers_are_allowed if {
+	every text in [
+		"rails server -h", "ttyd -h", "mysqld --print-defaults", "postgres --single -D data db",
+		"squid -k parse", "frpc -v", "caddy stop",
+	] {
+		allowed([t.cmd(split(text, " "))])
+	}
+}
+
+test_management_subcommands_of_servers_are_allowed if {
+	every text in [
+		"cloudflared tunnel login", "cloudflared tunnel list", "consul kv get key",
+		"jupyter notebook list", "envoy run deploy", "frps verify -c frps.toml", "mitmdump -nr in.mitm",
+	] {
+		allowed([t.cmd(split(text, " "))])
+	}
+}
+
+test_running_those_servers_is_still_a_violation if {
+	every text in [
+		"rails server", "ttyd bash", "postgres -p 5433", "squid -N", "frpc -c frpc.toml",
+		"cloudflared tunnel run name", "cloudflared tunnel --url http://localhost:8000",
+		"consul agent -dev", "jupyter notebook", "mitmdump -w out", "caddy run",
+	] {
+		count(violations_of([t.cmd(split(text, " "))])) > 0
+	}
+}
+
+test_device_and_cloud_clients_with_a_port_flag_are_allowed if {
+	every text in [
+		"esptool.py --port /dev/ttyUSB0 erase_flash", "kodi-send --host 192.168.0.1 --port 9777 -a Quit",
+		"ncmpcpp --host 10.0.0.2 --port 6600", "linode-cli nodebalancers configs create 1 --port 80",
+	] {
+		allowed([t.cmd(split(text, " "))])
+	}
+}
