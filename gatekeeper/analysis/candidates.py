@@ -104,12 +104,59 @@ def find_candidates(
                 _calls(found, f"{name} {option}", code_arg.value, spec)
             continue
         _generic(found, name, word, program, spec)
+    if not wrapper and name not in spec.program_operands:
+        _program_words(found, name, args, program, programs)
     if stdin_body:
-        for line in stdin_body.splitlines():
-            stripped = _strip_escape(line.strip(), spec)
-            if stripped:
-                _add(found, f"{name} <<", stripped)
+        _stdin_lines(found, name, stdin_body, spec)
     return found
+
+
+def _stdin_lines(found: list[CandidateText], name: str, body: str, spec: CandidateSpec) -> None:
+    for line in body.splitlines():
+        stripped = _strip_escape(line.strip(), spec)
+        if stripped:
+            _add(found, f"{name} <<", stripped)
+
+
+def _known_program(word: str, programs: Programs) -> bool:
+    return (
+        word in programs.candidates.known_programs
+        or programs.wrapper(word) is not None
+        or programs.is_shell(word)
+        or programs.interpreter(word) is not None
+    )
+
+
+def _program_words(
+    found: list[CandidateText], name: str, args: list[Arg], program: CandidateProgramSpec, programs: Programs
+) -> None:
+    """Arguments that name a program: many programs run their arguments as a command (``aoss pkill
+    -9 x``, ``bundle exec cmd``, ``docker run img cmd``), so argv[i:] from the first argument that is a
+    known program name, and any argument that is a command line of a known program, are candidates."""
+    index = 1
+    first_taken = False
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if not arg.known:
+            continue
+        word = arg.value
+        if word.partition("=")[0] in program.text_options:
+            index += 0 if "=" in word else 1
+            continue
+        if any(blank in word for blank in " \t\n"):
+            head = word.split(None, 1)[0] if word.strip() else ""
+            if _known_program(head, programs):
+                _add(found, f"{name} argument", word)
+        elif not first_taken and _known_program(word, programs):
+            first_taken = True
+            rest = args[index - 1 :]
+            _add(found, f"{name} {word}", " ".join(_quoted(a) for a in rest))
+
+
+def _quoted(arg: Arg) -> str:
+    """A word as shell source again: literal words quoted, unknown ones kept as their source text."""
+    return shlex.quote(arg.value) if arg.known else arg.value
 
 
 def _add(found: list[CandidateText], via_name: str, text: str) -> None:

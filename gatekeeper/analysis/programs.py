@@ -128,6 +128,10 @@ class CandidateSpec:
     env_variables: frozenset[str] = frozenset()
     env_value_prefixes: tuple[str, ...] = ()
     text_consumers: frozenset[str] = frozenset()
+    # program names an argument word may be (``aoss pkill -9 x``: argv[1:] is a candidate command), and
+    # programs whose operands name programs without running them (``man kill``, ``pip install vllm``)
+    known_programs: frozenset[str] = frozenset()
+    program_operands: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +260,8 @@ def _candidates(data: dict[str, Any]) -> CandidateSpec:
         env_variables=_set(data, "env_variables"),
         env_value_prefixes=tuple(data.get("env_value_prefixes", ())),
         text_consumers=_set(data, "text_consumers"),
+        known_programs=_set(data, "known_programs"),
+        program_operands=_set(data, "program_operands"),
     )
 
 
