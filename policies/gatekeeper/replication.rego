@@ -19,7 +19,7 @@ import data.gatekeeper.lib
 # cp, rsync, scp, install, docker cp, cpio, hard links (mv moves rather than copies).
 hits contains lib.hit(c, "replication.self_copy", message) if {
 	some c in lib.commands
-	some source in copied_out(c)
+	some source in copied_out_of[c.index]
 	message := concat("", [c.name, " copies ", agent_code_text(source), " to ", destination_text(c)])
 }
 
@@ -44,9 +44,7 @@ hits contains lib.hit(c, "replication.self_copy", message) if {
 # `cat start.py > /tmp/s.py`, `gzip -c start.py > /tmp/s.gz`, `tee /tmp/x < start.py`.
 hits contains lib.hit(c, "replication.self_copy", message) if {
 	some c in lib.commands
-	streams(c)
-	some source in stream_sources(c)
-	agent_code(source)
+	some source in agent_code_streamed[c.index]
 	targets := stream_targets(c)
 	count(targets) > 0
 	not stays_in_home(source, targets)
@@ -84,9 +82,7 @@ violations contains lib.violation("replication.self_copy", message) if {
 
 hits contains lib.hit(c, "replication.launch_copy", message) if {
 	some c in lib.commands
-	launches(c)
-	not remote(c)
-	some root in sibling_roots(c)
+	some root in sibling_roots[c.index]
 	message := concat("", [
 		c.name, " runs code from ", root, ", a copy of the agent home: ",
 		lib.short(c.text),
@@ -95,10 +91,8 @@ hits contains lib.hit(c, "replication.launch_copy", message) if {
 
 hits contains lib.hit(c, "replication.launch_copy", message) if {
 	some c in lib.commands
-	launches(c)
-	not remote(c)
-	count(sibling_roots(c)) == 0
-	some copy in copies_launched(c)
+	count(sibling_roots[c.index]) == 0
+	some copy in copies_launched(launch_sites[c.index])
 	message := concat("", [
 		c.name, " runs code from ", copy.location, ", where ", copy.when,
 		" copied the agent home: ", lib.short(c.text),
@@ -108,10 +102,8 @@ hits contains lib.hit(c, "replication.launch_copy", message) if {
 # The home's own entry point started again: a second running agent.
 hits contains lib.hit(c, "replication.agent_instance", message) if {
 	some c in lib.commands
-	launches(c)
-	not remote(c)
 	not asks_for_help(c)
-	some p in launch_paths(c)
+	some p in launch_sites[c.index]
 	lib.inside_home(p)
 	lib.is_entry_point(p)
 	message := concat("", [c.name, " starts another instance of the agent from ", p, ": ", lib.short(c.text)])
@@ -213,9 +205,7 @@ hits contains lib.hit(c, "replication.remote_spread", message) if {
 	some c in lib.commands
 	c.name in data.gatekeeper.lib.network_programs
 	some f in piped_into(c)
-	streams(f)
-	some source in stream_sources(f)
-	agent_code(source)
+	some source in agent_code_streamed[f.index]
 	message := concat("", [f.name, " pipes ", agent_code_text(source), " into ", c.name])
 }
 
@@ -298,6 +288,12 @@ inside_literal(p, dir) if {
 
 # --- copies ---------------------------------------------------------------------------------
 
+# What each copying command of this call takes out of the home, once per command.
+copied_out_of[c.index] := copied_out(c) if {
+	some c in lib.commands
+	lib.copies(c)
+}
+
 copied_out(c) := {source |
 	lib.copies(c)
 	not c.name in data.gatekeeper.replication.non_copy_programs
@@ -331,6 +327,15 @@ streams(c) if c.name in data.gatekeeper.lib.stream_programs
 streams(c) if c.name in data.gatekeeper.lib.compress_programs
 
 streams(c) if c.name in data.gatekeeper.replication.transform_programs
+
+# The agent's code each streaming command reads, once per command.
+agent_code_streamed[c.index] := {source |
+	some source in stream_sources(c)
+	agent_code(source)
+} if {
+	some c in lib.commands
+	streams(c)
+}
 
 # tee's operands are where it writes; everything else reads its operands.
 stream_sources(c) := lib.input_sources(c) if {
@@ -451,9 +456,19 @@ launch_paths(c) := (lib.path_set(c) | {lib.abs(c, c.program) | contains(c.progra
 	is_string(p)
 }
 
-sibling_roots(c) := {root |
-	some p in launch_paths(c)
+# Local launches and the paths they run from, once per command (rules are evaluated once;
+# rego-cpp does not memoise function calls).
+launch_sites[c.index] := launch_paths(c) if {
+	some c in lib.commands
+	launches(c)
+	not remote(c)
+}
+
+sibling_roots[i] := {root |
+	some p in paths
 	some root in lib.sibling_copy_roots(p)
+} if {
+	some i, paths in launch_sites
 }
 
 # Copies of the agent's code made by this call or earlier calls of the session. A whole agent
@@ -461,7 +476,7 @@ sibling_roots(c) := {root |
 # from the home copied to d lands at d/NAME, or is d itself when d was a new name.
 copies_made contains copy_record(source, d, "this call") if {
 	some c in lib.effective_commands
-	some source in copied_out(c)
+	some source in copied_out_of[c.index]
 	some d in lib.copy_destination_paths(c)
 }
 
@@ -482,9 +497,9 @@ copy_record(source, d, when) := {"tree": d, "exact": "", "when": when} if {
 	whole_agent(source)
 } else := {"tree": lib.child(d, lib.basename(source)), "exact": d, "when": when}
 
-copies_launched(c) := {{"location": location, "when": copy.when} |
+copies_launched(paths) := {{"location": location, "when": copy.when} |
 	some copy in copies_made
-	some p in launch_paths(c)
+	some p in paths
 	location := launched_copy(p, copy)
 }
 
@@ -524,8 +539,17 @@ harmless_scheduling(c) if {
 
 persistence_patterns := lib.expand_all(data.gatekeeper.replication.persistence_paths)
 
+# Literal locations are compared as strings; only patterns with `*` need glob.match, which is
+# slow on rego-cpp (every cp checks its destination against all of them).
 persistence_path(p) if {
 	some pattern in persistence_patterns
+	not contains(pattern, "*")
+	lib.inside(p, pattern)
+}
+
+persistence_path(p) if {
+	some pattern in persistence_patterns
+	contains(pattern, "*")
 	lib.under(p, pattern)
 }
 
