@@ -19,7 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from gatekeeper.analysis import AnalysisOptions, analyse_call, facts_to_dict
 from gatekeeper.audit import AuditLog
@@ -55,8 +57,8 @@ def percentiles(samples_ms: list[float]) -> str:
     return f"p50 {p50:7.3f} ms   p99 {p99:7.3f} ms   mean {statistics.fmean(ordered):7.3f} ms"
 
 
-def timed(function, items) -> list[float]:
-    samples = []
+def timed(function: Callable[[Any], object], items: Sequence[Any]) -> list[float]:
+    samples: list[float] = []
     for item in items:
         started = time.perf_counter()
         function(item)
@@ -72,10 +74,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5000, help="calls in the batch-throughput file")
     args = parser.parse_args()
 
+    load_before = f"{os.getloadavg()[0]:.2f}"
     commands = sample_commands(max(args.calls, args.batch))
     calls = [ToolCall.shell(c, cwd="/home/agent") for c in commands[: args.calls]]
     options = AnalysisOptions(home="/home/agent")
-    config = Config(home="/home/agent", agent_home="/home/agent/WorkSpace/Agent")
+    # Cache off: every decision below reaches the engine. The cached case is measured on its own.
+    config = Config(home="/home/agent", agent_home="/home/agent/WorkSpace/Agent", decision_cache_size=0)
 
     started = time.perf_counter()
     engine = EmbeddedEngine()
@@ -96,6 +100,10 @@ def main() -> None:
     ]
     evaluate_ms = timed(engine.evaluate, documents)
     decide_ms = timed(gatekeeper.decide, calls)
+    cached = Gatekeeper(config.model_copy(update={"decision_cache_size": 4096}), engine=engine)
+    for call in calls:
+        cached.decide(call)
+    decide_cached_ms = timed(cached.decide, calls)  # the same calls again: every one a cache hit
     with tempfile.TemporaryDirectory() as directory:
         audited = Gatekeeper(config, engine=engine, audit=AuditLog(Path(directory) / "audit.jsonl"))
         decide_audited_ms = timed(audited.decide, calls)
@@ -103,7 +111,11 @@ def main() -> None:
 
         batch = Path(directory) / "calls.jsonl"
         batch.write_text("".join(json.dumps({"command": c}) + "\n" for c in commands[: args.batch]))
-        env = {**os.environ, "GATEKEEPER_AUDIT_LOG": str(Path(directory) / "batch-audit.jsonl")}
+        env = {
+            **os.environ,
+            "GATEKEEPER_AUDIT_LOG": str(Path(directory) / "batch-audit.jsonl"),
+            "GATEKEEPER_DECISION_CACHE": "0",
+        }
         started = time.perf_counter()
         subprocess.run(
             [
@@ -122,11 +134,13 @@ def main() -> None:
         )
         batch_s = time.perf_counter() - started
 
+    print(f"load average before/after: {load_before} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"policy compile (once per process): {compile_ms:.1f} ms")
     print(f"analyse          ({len(calls)} calls): {percentiles(analyse_ms)}")
     print(f"evaluate         ({len(calls)} calls): {percentiles(evaluate_ms)}")
     print(f"decide, no audit ({len(calls)} calls): {percentiles(decide_ms)}")
     print(f"decide + audit   ({len(calls)} calls): {percentiles(decide_audited_ms)}")
+    print(f"decide, cache hit({len(calls)} calls): {percentiles(decide_cached_ms)}")
     print(
         f"batch `gatekeeper check --input` of {args.batch} calls: {batch_s:.2f} s, "
         f"{args.batch / batch_s:,.0f} decisions/s (process start-up and fsync'd audit included)"
