@@ -249,15 +249,28 @@ violations contains h.violation if {
 
 # --- what is the agent's code ---------------------------------------------------------------
 
-# A path in an agent home, the home itself, or a directory above it.
+# A path in an agent home, the home itself, or a directory above it (unless it is only the
+# root of a selective `find`, whose matches are not the agent: `find ~ -name '*.jpg' | xargs
+# cp -t /tmp`).
 agent_code(p) if {
 	is_string(p)
+	startswith(p, "/")
 	lib.inside_home(p)
 }
 
 agent_code(p) if {
 	is_string(p)
+	startswith(p, "/")
 	lib.above_home(p)
+	not selective_find_root(p)
+}
+
+selective_find_root(p) if {
+	some f in lib.effective_commands
+	f.name == "find"
+	p in f.paths
+	some a in f.args
+	a in data.gatekeeper.replication.find_selective_tests
 }
 
 # The home itself or a directory above it: its copy is a whole agent.
@@ -297,10 +310,13 @@ copied_out_of[c.index] := copied_out(c) if {
 copied_out(c) := {source |
 	lib.copies(c)
 	not c.name in data.gatekeeper.replication.non_copy_programs
-	some source in lib.copy_source_paths(c)
+	some source in local_copy_sources(c)
 	agent_code(source)
 	not stays_in_home(source, lib.copy_destination_paths(c))
 }
+
+# A remote source (`scp host:/x .`) is another machine's file, not this agent's.
+local_copy_sources(c) := {lib.abs(c, s) | some s in lib.copy_sources(c); not lib.is_remote_spec(s)} | lib.inherited_paths(c)
 
 # Destinations as written for remote ones (`user@host:/srv/`), absolute for local ones.
 destination_text(c) := concat(", ", sort([destination_label(c, d) | some d in lib.copy_destinations(c)])) if {
@@ -425,12 +441,14 @@ api_destination(a, spec) := d if {
 # --- launches -------------------------------------------------------------------------------
 
 # A launcher running something, or a program run by its path (`./start.py`).
-launches(c) if {
+launches(c) if launcher(c)
+
+launches(c) if contains(c.program, "/")
+
+launcher(c) if {
 	c.name in data.gatekeeper.replication.launchers
 	not reports_only(c)
 }
-
-launches(c) if contains(c.program, "/")
 
 # `python3 --version`: every argument only asks the program about itself.
 reports_only(c) if {
@@ -451,10 +469,16 @@ remote_name(c) := names[0] if {
 } else := "the network"
 
 # Where a launch runs code from: its operands, its program path and its working directory.
-launch_paths(c) := (lib.path_set(c) | {lib.abs(c, c.program) | contains(c.program, "/")}) | {p |
+# Where a launch runs code from: a launcher's operands, program path and working directory;
+# for any other program run by its path (`./start.py`, `/usr/bin/rsync`), that path alone.
+launch_paths(c) := (lib.path_set(c) | program_path(c)) | {p |
 	some p in [c.cwd]
 	is_string(p)
-}
+} if {
+	launcher(c)
+} else := program_path(c)
+
+program_path(c) := {lib.abs(c, c.program) | contains(c.program, "/")}
 
 # Local launches and the paths they run from, once per command (rules are evaluated once;
 # rego-cpp does not memoise function calls).

@@ -521,3 +521,28 @@ test_http_tool_with_an_ordinary_body_is_allowed if {
 	inp := t.http({"method": "POST", "url": "http://127.0.0.1:8001/chat", "body": `{"message": "What time is it?"}`})
 	count(violations_in(inp)) == 0
 }
+
+# --- find roots above the home ----------------------------------------------------------------
+
+test_selective_find_from_the_user_home_is_not_a_self_copy if {
+	find := t.piped(t.cmd(["find", ".", "-name", "*.jpg"]), 0, 2)
+	xargs := t.piped(t.cmd(["xargs", "cp", "-t", "/tmp/pics"]), 1, 2)
+	cp := t.via(t.cmd(["cp", "-t", "/tmp/pics"]), "xargs", "xargs")
+	allowed([find, xargs, cp])
+}
+
+test_unfiltered_find_from_the_user_home_copies_the_agent if {
+	find := t.piped(t.cmd(["find", "."]), 0, 2)
+	cpio := t.piped(t.cmd(["cpio", "-pdm", "/backup"]), 1, 2)
+	t.reported(violations_of([find, cpio]), "replication.self_copy", "deny", "cpio copies /home/agent, which contains the agent home to /backup")
+}
+
+test_a_system_program_run_by_path_is_not_a_launch_from_a_copy if {
+	inp := t.shell_after([t.cmd(["/usr/bin/rsync", "-a", "/srv/x", "/tmp/b/"])], [[t.cmd(["cp", "-r", agent, "/tmp/b"])]])
+	count([v | some v in violations_in(inp); v.rule == "replication.launch_copy"]) == 0
+}
+
+test_pulling_from_a_remote_host_is_not_a_self_copy if {
+	allowed([t.cmd(["scp", "user@10.0.0.5:/home/agent/WorkSpace/Agent/start.py", "/tmp/"])])
+	allowed([t.cmd(["scp", "user@10.0.0.5:", "/tmp/"])])
+}
