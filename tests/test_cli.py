@@ -60,6 +60,36 @@ def test_every_check_is_audited_and_the_log_verifies(audit_path):
     assert records[1]["bundles"]["gatekeeper"]["revision"].startswith("sha256:")
 
 
+def test_parallel_batch_keeps_input_order_and_audits_every_call(tmp_path, audit_path):
+    commands = ["ls -la", "pkill -f agent", "git status", "cp -r /models/llama /tmp/x", "{broken"]
+    lines = [
+        line if line.startswith("{broken") else json.dumps({"id": f"c{i}", "command": line})
+        for i, line in enumerate(commands * 30)
+    ]
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text("\n".join(lines) + "\n")
+    output = tmp_path / "decisions.jsonl"
+    run = gatekeeper(
+        "check",
+        "--jobs",
+        "4",
+        "--input",
+        str(calls),
+        "--output",
+        str(output),
+        audit_path=audit_path,
+        timeout=300,
+    )
+    assert run.returncode == 1, run.stderr
+    decisions = [json.loads(line) for line in output.read_text().splitlines()]
+    expected_ids = [f"c{i}" if i % 5 != 4 else f"line-{i + 1}" for i in range(len(lines))]
+    assert [d["id"] for d in decisions] == expected_ids
+    expected = {"ls -la": "allow", "pkill -f agent": "deny", "git status": "allow"}
+    for i, decision in enumerate(decisions):
+        assert decision["decision"] == expected.get(commands[i % 5], "deny"), (i, decision)
+    assert verify_log(audit_path).records == len(lines)
+
+
 def test_batch_decides_every_line_in_order_and_survives_bad_lines(tmp_path, audit_path):
     calls = tmp_path / "calls.jsonl"
     lines = [

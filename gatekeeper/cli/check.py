@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import sys
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -25,6 +29,7 @@ from gatekeeper.cli.options import (
 )
 from gatekeeper.core import Gatekeeper
 from gatekeeper.errors import ErrorCode, GatekeeperError
+from gatekeeper.models import Decision
 
 EXIT_ALLOWED, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
 
@@ -54,6 +59,10 @@ def check(
         str | None, typer.Option("--session-id", help="Session the call belongs to.")
     ] = None,
     compact: Annotated[bool, typer.Option("--compact", help="Print the Decision on one line.")] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", help="With --input: calls decided at once (default: CPU count).", min=1),
+    ] = None,
     config_file: ConfigFile = None,
     policies: PoliciesDir = None,
     engine: EngineName = None,
@@ -88,7 +97,7 @@ def check(
         raise fail(error, code=EXIT_ERROR) from error
     with gatekeeper:
         if input_file is not None:
-            raise typer.Exit(_check_batch(gatekeeper, input_file, output_file))
+            raise typer.Exit(_check_batch(gatekeeper, input_file, output_file, jobs or os.cpu_count() or 1))
         call: dict[str, Any] = {"tool": tool, "arguments": _single_arguments(tool, command or "")}
         if cwd is not None:
             call["cwd"] = cwd
@@ -131,39 +140,48 @@ def normalise_batch_line(value: Any, line_number: int) -> Any:
     return call
 
 
-def decide_lines(gatekeeper: Gatekeeper, lines: IO[str], sink: IO[str]) -> tuple[int, int, int]:
-    """Decide every line of ``lines`` into ``sink``; returns (decided, blocked, invalid)."""
+def decide_lines(
+    gatekeeper: Gatekeeper, lines: Iterable[str], sink: IO[str], *, jobs: int = 1
+) -> tuple[int, int, int]:
+    """Decide every line of ``lines`` into ``sink``, in input order; returns (decided, blocked, invalid).
+
+    ``jobs`` calls are decided at once (the engines evaluate outside the GIL); lines are read a
+    chunk at a time, so a large file is never held in memory.
+    """
     decided = blocked = invalid = 0
-    for line_number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as error:
-            decision = gatekeeper.reject(
-                raw.rstrip("\n"),
-                ErrorCode.INVALID_INPUT,
-                f"line {line_number} is not valid JSON: {error}",
-                call_id=f"line-{line_number}",
-            )
-        else:
-            if isinstance(value, dict):
-                decision = gatekeeper.decide(normalise_batch_line(value, line_number))
-            else:
-                decision = gatekeeper.reject(
-                    value,
-                    ErrorCode.INVALID_INPUT,
-                    f"line {line_number} is a JSON {type(value).__name__}, not a tool call object",
-                    call_id=f"line-{line_number}",
-                )
-        decided += 1
-        blocked += decision.blocked
-        invalid += decision.error is not None and decision.error.code == ErrorCode.INVALID_INPUT
-        sink.write(json_text(decision.model_dump(mode="json")) + "\n")
+    numbered = ((number, raw) for number, raw in enumerate(lines, start=1) if raw.strip())
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while chunk := list(itertools.islice(numbered, 64 * jobs)):
+            for decision in pool.map(lambda item: decide_line(gatekeeper, *item), chunk):
+                decided += 1
+                blocked += decision.blocked
+                invalid += decision.error is not None and decision.error.code == ErrorCode.INVALID_INPUT
+                sink.write(json_text(decision.model_dump(mode="json")) + "\n")
     return decided, blocked, invalid
 
 
-def _check_batch(gatekeeper: Gatekeeper, input_file: Path, output_file: Path | None) -> int:
+def decide_line(gatekeeper: Gatekeeper, line_number: int, raw: str) -> Decision:
+    """One batch line: a tool call (or the ``command`` shorthand), or a denial saying why it is not."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        return gatekeeper.reject(
+            raw.rstrip("\n"),
+            ErrorCode.INVALID_INPUT,
+            f"line {line_number} is not valid JSON: {error}",
+            call_id=f"line-{line_number}",
+        )
+    if not isinstance(value, dict):
+        return gatekeeper.reject(
+            value,
+            ErrorCode.INVALID_INPUT,
+            f"line {line_number} is a JSON {type(value).__name__}, not a tool call object",
+            call_id=f"line-{line_number}",
+        )
+    return gatekeeper.decide(normalise_batch_line(value, line_number))
+
+
+def _check_batch(gatekeeper: Gatekeeper, input_file: Path, output_file: Path | None, jobs: int) -> int:
     try:
         source: IO[str] = (
             sys.stdin
@@ -181,7 +199,7 @@ def _check_batch(gatekeeper: Gatekeeper, input_file: Path, output_file: Path | N
     except OSError as error:
         raise fail(f"cannot write {output_file}: {error}") from error
     try:
-        decided, blocked, invalid = decide_lines(gatekeeper, source, sink)
+        decided, blocked, invalid = decide_lines(gatekeeper, source, sink, jobs=jobs)
     finally:
         if source is not sys.stdin:
             source.close()
