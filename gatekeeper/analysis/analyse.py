@@ -79,6 +79,10 @@ def _dispatch(analysis: Analysis, call: ToolCall, options: AnalysisOptions) -> N
             return
         resolved = absolute(path, cwd, options.home) or path
         (analysis.facts.writes if tool == "file_write" else analysis.facts.reads).append(resolved)
+        content = arguments.get("content")
+        if tool == "file_write" and isinstance(content, str) and len(content) <= options.max_bytes:
+            directory = resolved.rsplit("/", 1)[0] or "/"
+            analysis.script_candidates(resolved, content, Scope(cwd=directory, home=options.home))
     elif tool == "http":
         url = arguments.get("url")
         if isinstance(url, str):
@@ -118,6 +122,7 @@ def _text(
     text = _valid_text(analysis, value)
     if language == "shell":
         analysis.shell(text, Context(), Scope(cwd=cwd, home=options.home))
+        analysis.written_scripts()
     else:
         analysis.python(text, Context(language="python"), cwd)
 

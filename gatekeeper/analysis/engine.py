@@ -67,6 +67,7 @@ class Analysis:
         self._parse_errors: set[str] = set()
         self._candidate_texts: set[str] = set()
         self.written: dict[str, _Written] = {}
+        self._executed: set[str] = set()
 
     # -- facts ----------------------------------------------------------------------------------------
 
@@ -532,6 +533,7 @@ class Analysis:
         if path is None or written is None:
             return
         self.opaque("exec_written_file", f"runs {path}, written earlier in the same call", command.text, ctx)
+        self._executed.add(path)
         content = written.content
         if content is None:
             return
@@ -554,6 +556,27 @@ class Analysis:
             self.shell(content, inner, scope.child(command.env))
         else:
             self._run_code(language, content, ctx, command.cwd)
+
+    def written_scripts(self) -> None:
+        """Shell scripts this call writes but does not run: their commands are candidates.
+
+        A later call (``nohup bash guard.sh &``) would run them where nothing can be seen any more, so
+        what they would run is reported now, as candidates through ``written script PATH``.
+        """
+        for path, written in list(self.written.items()):
+            if path in self._executed or written.content is None:
+                continue
+            self.script_candidates(
+                path, written.content, Scope(cwd=path.rsplit("/", 1)[0] or "/", home=self.home)
+            )
+
+    def script_candidates(self, path: str, content: str, scope: Scope) -> None:
+        if not _is_shell_script(path, content, self.programs) or content in self._candidate_texts:
+            return
+        self._candidate_texts.add(content)
+        self.shell(
+            content, Context((Via("argument", f"written script {path}"),), "shell", candidate=True), scope
+        )
 
     # -- files written in the call --------------------------------------------------------------------
 
@@ -626,6 +649,16 @@ class Analysis:
             self._candidate_texts.add(found.text)
             inner = Context((*ctx.via, Via("argument", found.via_name)), "shell", candidate=True)
             self.shell(found.text, inner, Scope(cwd=command.cwd, home=self.home))
+
+
+def _is_shell_script(path: str, content: str, programs: Programs) -> bool:
+    """A ``.sh``/``.bash`` file, or one whose ``#!`` line names a shell."""
+    if content.startswith("#!"):
+        words = content[2 : content.find("\n") if "\n" in content else len(content)].split()
+        if words and program_name(words[0]) == "env":
+            words = words[1:]
+        return bool(words) and programs.is_shell(program_name(words[0]))
+    return path.endswith((".sh", ".bash"))
 
 
 def _url_names(words: list[str], writer: FileWriterSpec) -> list[str]:
