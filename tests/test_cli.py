@@ -118,15 +118,16 @@ def test_batch_decides_every_line_in_order_and_survives_bad_lines(tmp_path, audi
 def test_batch_reads_stdin_and_writes_stdout(audit_path):
     env = {**os.environ, "GATEKEEPER_AUDIT_LOG": str(audit_path)}
     run = subprocess.run(
-        [sys.executable, "-m", "gatekeeper", "check", "--input", "-"],
-        input='{"command": "ls"}\n{"command": "echo hi"}\n',
+        # Several deciding threads: none of them may touch stdout while compiling its policy copy.
+        [sys.executable, "-m", "gatekeeper", "check", "--jobs", "4", "--input", "-"],
+        input='{"command": "ls"}\n{"command": "echo hi"}\n' * 20,
         capture_output=True,
         text=True,
         env=env,
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    assert [json.loads(line)["decision"] for line in run.stdout.splitlines()] == ["allow", "allow"]
+    assert [json.loads(line)["decision"] for line in run.stdout.splitlines()] == ["allow"] * 40
 
 
 def test_exec_runs_an_allowed_command_and_returns_its_exit_code(tmp_path, audit_path):

@@ -45,16 +45,20 @@ def _silence_regopy() -> None:
 class _Compiled:
     __slots__ = ("bundle", "interpreter", "revision")
 
-    def __init__(self, source: PolicySource) -> None:
-        self.interpreter, self.bundle = compile_bundle(source)
+    def __init__(self, source: PolicySource, *, verified: bool = False) -> None:
+        self.interpreter, self.bundle = compile_bundle(source, capture=not verified)
         self.revision = source.revision
 
 
-def compile_bundle(source: PolicySource) -> tuple[Any, Any]:
-    """Compile ``source`` into a regopy bundle with the decision entrypoint; PolicyLoadError if it fails."""
+def compile_bundle(source: PolicySource, *, capture: bool = True) -> tuple[Any, Any]:
+    """Compile ``source`` into a regopy bundle with the decision entrypoint; PolicyLoadError if it fails.
+
+    ``capture=False`` is for a source that already compiled once in this process (another thread's
+    copy): it cannot fail, and leaving file descriptor 1 alone keeps other threads' output safe.
+    """
     _silence_regopy()
     interpreter = regopy.Interpreter()
-    with _native_stdout_captured() as captured:
+    with _native_stdout_captured() if capture else contextlib.nullcontext(_Captured()) as captured:
         try:
             interpreter.add_data(source.data)
             for name, text in source.modules.items():
@@ -80,6 +84,16 @@ def _native_stdout_captured() -> Iterator[_Captured]:
     rego-cpp prints its (readable) compile errors to the process's stdout, which would corrupt the
     JSON gatekeeper prints there; the captured text becomes the PolicyLoadError message instead.
     """
+    with _STDOUT_REDIRECTION:
+        yield from _capture_native_stdout()
+
+
+# File descriptor 1 is shared by the whole process: two threads compiling at once would each save
+# and restore the other's redirection and leave stdout pointing at a deleted file.
+_STDOUT_REDIRECTION = threading.Lock()
+
+
+def _capture_native_stdout() -> Iterator[_Captured]:
     captured = _Captured()
     sys.stdout.flush()
     saved = os.dup(1)
@@ -183,7 +197,7 @@ class EmbeddedEngine:
         compiled: _Compiled | None = getattr(self._local, "compiled", None)
         source = self._source
         if compiled is None or compiled.revision != source.revision:
-            compiled = _Compiled(source)
+            compiled = _Compiled(source, verified=True)  # this revision compiled in __init__/reload
             self._local.compiled = compiled
         return compiled
 
