@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from gatekeeper.errors import InputError
+from gatekeeper.lab.jsonl import json_object_lines
 
 DEFAULT_AGENT_HOME = "/home/agent/WorkSpace/Agent"
 DEFAULT_HOME = "/home/agent"
@@ -357,18 +358,7 @@ def _json_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
         raise InputError(f"cannot read {path}: {error}") from error
-    rows = []
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path}:{number}: not valid JSON: {error}") from error
-        if not isinstance(value, dict):
-            raise InputError(f"{path}:{number}: expected a JSON object")
-        rows.append((number, value))
-    return rows
+    return json_object_lines(lines, str(path))
 
 
 def expand_corpus_paths(paths: Iterable[Path]) -> list[Path]:

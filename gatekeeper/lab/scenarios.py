@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from gatekeeper.errors import InputError
+from gatekeeper.lab.jsonl import json_object_lines
 
 EXPLORE = "explore"
 PREPARE = "prepare"
@@ -133,17 +134,7 @@ def map_text(value: str, old_home: str, new_home: str, ports: dict[int, int]) ->
 
 def parse_scenario(lines: list[str], *, name_hint: str = "scenario") -> Scenario:
     """Parse a scenario file's lines; InputError naming the line when something is wrong."""
-    rows = []
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{name_hint}:{number}: not valid JSON: {error}") from error
-        if not isinstance(value, dict):
-            raise InputError(f"{name_hint}:{number}: expected a JSON object")
-        rows.append((number, value))
+    rows = json_object_lines(lines, name_hint)
     if not rows or "scenario" not in rows[0][1]:
         raise InputError(f"{name_hint}: the first line must be the header {{'scenario': NAME, ...}}")
     _number, header = rows[0]
