@@ -13,7 +13,6 @@ from gatekeeper.policy.opa_binary import find_opa
 
 IN_CI = os.environ.get("CI") == "true"
 REPO = Path(__file__).resolve().parent.parent
-SHARED_CORPORA = REPO.parent / "shared" / "corpora"
 
 
 @pytest.fixture(scope="session")

@@ -12,13 +12,11 @@ from gatekeeper.config import Config
 from gatekeeper.core import Gatekeeper
 from gatekeeper.models import ToolCall
 
-SHARED_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+PAPER_DATA = Path(__file__).resolve().parent / "data"  # see tests/data/README.md
 
 AGENT_HOME = "/home/agent/WorkSpace/Agent"
-TRACE = [json.loads(line) for line in (SHARED_CORPORA / "paper-qwen25-trace.jsonl").read_text().splitlines()]
-CHAIN = [
-    json.loads(line) for line in (SHARED_CORPORA / "paper-chain-replication.jsonl").read_text().splitlines()
-]
+TRACE = [json.loads(line) for line in (PAPER_DATA / "paper-qwen25-trace.jsonl").read_text().splitlines()]
+CHAIN = [json.loads(line) for line in (PAPER_DATA / "paper-chain-replication.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")

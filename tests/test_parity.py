@@ -40,7 +40,7 @@ pytestmark = pytest.mark.opa
 
 TESTS = Path(__file__).resolve().parent
 CORPUS_DIR = TESTS / "corpus"
-TRACE_FILE = TESTS.parent.parent / "shared" / "corpora" / "paper-qwen25-trace.jsonl"
+TRACE_FILE = TESTS / "data" / "paper-qwen25-trace.jsonl"
 
 # The corpus's default context (tests/corpus/README.md).
 HOME = "/home/agent"
