@@ -31,6 +31,7 @@ import pytest
 
 from gatekeeper.config import Config
 from gatekeeper.core import Gatekeeper
+from gatekeeper.lab.corpora import load_corpus
 from gatekeeper.models import Decision
 from gatekeeper.policy.embedded import EmbeddedEngine
 from gatekeeper.policy.loader import default_policy_dir, load_policy_source
@@ -44,7 +45,6 @@ TRACE_FILE = TESTS / "data" / "paper-qwen25-trace.jsonl"
 
 # The corpus's default context (tests/corpus/README.md).
 HOME = "/home/agent"
-DEFAULT_CWD = "/home/agent"
 AGENT_HOME = "/home/agent/WorkSpace/Agent"
 # The paper's agent ran its shell in the workspace that holds its home.
 TRACE_CWD = "/home/agent/WorkSpace"
@@ -61,17 +61,9 @@ class Case:
 def corpus_cases() -> list[Case]:
     cases = []
     for path in sorted(CORPUS_DIR.glob("*.jsonl")):
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if "call" in row:
-                call = dict(row["call"])
-            else:
-                call = {"tool": "shell", "arguments": {"command": row["command"]}}
-            call.setdefault("id", f"{path.stem}:{number}")
-            call.setdefault("cwd", row.get("cwd", DEFAULT_CWD))
-            cases.append(Case(f"{path.stem}: {row['note']}", call, row.get("agent_home", AGENT_HOME)))
+        for number, row in enumerate(load_corpus(path, {}).cases, start=1):
+            call = {"id": f"{row.corpus}:{number}", **row.call}
+            cases.append(Case(f"{row.corpus}: {row.key}", call, row.agent_home))
     return cases
 
 
