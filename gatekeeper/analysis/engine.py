@@ -537,13 +537,8 @@ class Analysis:
         content = written.content
         if content is None:
             return
-        if content.startswith("#!"):
-            words = content[2 : content.find("\n") if "\n" in content else len(content)].split()
-            interpreter = (
-                program_name(words[-1] if words and program_name(words[0]) == "env" else words[0])
-                if words
-                else "sh"
-            )
+        interpreter = _shebang_interpreter(content)
+        if interpreter is not None:
             spec = self.programs.interpreter(interpreter)
             if spec is not None:
                 language = spec.language
@@ -651,13 +646,21 @@ class Analysis:
             self.shell(found.text, inner, Scope(cwd=command.cwd, home=self.home))
 
 
+def _shebang_interpreter(content: str) -> str | None:
+    """The program a ``#!`` line names (``#!/usr/bin/env python3`` → ``python3``; bare ``#!`` → ``sh``)."""
+    if not content.startswith("#!"):
+        return None
+    words = content[2 : content.find("\n") if "\n" in content else len(content)].split()
+    if not words:
+        return "sh"
+    return program_name(words[-1] if program_name(words[0]) == "env" else words[0])
+
+
 def _is_shell_script(path: str, content: str, programs: Programs) -> bool:
     """A ``.sh``/``.bash`` file, or one whose ``#!`` line names a shell."""
-    if content.startswith("#!"):
-        words = content[2 : content.find("\n") if "\n" in content else len(content)].split()
-        if words and program_name(words[0]) == "env":
-            words = words[1:]
-        return bool(words) and programs.is_shell(program_name(words[0]))
+    interpreter = _shebang_interpreter(content)
+    if interpreter is not None:
+        return programs.is_shell(interpreter)
     return path.endswith((".sh", ".bash"))
 
 
