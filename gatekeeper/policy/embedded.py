@@ -84,20 +84,12 @@ def _native_stdout_captured() -> Iterator[_Captured]:
     rego-cpp prints its (readable) compile errors to the process's stdout, which would corrupt the
     JSON gatekeeper prints there; the captured text becomes the PolicyLoadError message instead.
     """
-    with _STDOUT_REDIRECTION:
-        yield from _capture_native_stdout()
-
-
-# File descriptor 1 is shared by the whole process: two threads compiling at once would each save
-# and restore the other's redirection and leave stdout pointing at a deleted file.
-_STDOUT_REDIRECTION = threading.Lock()
-
-
-def _capture_native_stdout() -> Iterator[_Captured]:
     captured = _Captured()
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
+    # Serialised: file descriptor 1 is shared by the whole process, and two threads redirecting it
+    # at once would each restore the other's redirection.
+    with _STDOUT_REDIRECTION, tempfile.TemporaryFile(mode="w+b") as sink:
+        sys.stdout.flush()
+        saved = os.dup(1)
         os.dup2(sink.fileno(), 1)
         try:
             yield captured
@@ -107,6 +99,9 @@ def _capture_native_stdout() -> Iterator[_Captured]:
             os.close(saved)
             sink.seek(0)
             captured.text = sink.read().decode("utf-8", "replace")
+
+
+_STDOUT_REDIRECTION = threading.Lock()
 
 
 def _flush_c_stdio() -> None:
