@@ -33,6 +33,7 @@ from gatekeeper.analysis.shell import (
     SimpleCommand,
     Stdin,
     Walker,
+    items_in_arguments,
     parse,
     parse_repaired,
 )
@@ -392,6 +393,10 @@ class Analysis:
         """Shell code given as a word: analysed when known; opaque (and best effort) when not."""
         if code.known:
             self.shell(code.value, inner, scope)
+            return
+        if code.item is not None and items_in_arguments(code.value, code.item):
+            # find -exec sh -c 'gzip {}': the placeholder is only ever a file name argument
+            self.shell(code.value, inner.with_item(code.item), scope)
             return
         reason = "remote_code" if code.remote else "dynamic_eval"
         name = inner.via[-1].name if inner.via else "a shell"

@@ -89,12 +89,80 @@ _HEREDOC_START = re.compile(rb"<<(-?)\s*(['\"]?)([A-Za-z0-9_.-]+)\2")
 
 
 def parse_repaired(src: bytes) -> Tree:
-    """Parse, working around tree-sitter-bash's failure on ``cmd <<EOF; next`` (a ``;`` after a heredoc
-    start): the text after the ``;`` is moved after the heredoc's terminator line, which runs it in the
-    same order. Used only when the plain parse has errors and the repaired one has none."""
+    """Parse as bash does, working around tree-sitter-bash where it parses otherwise.
+
+    Texts that fail to parse are rewritten to an equivalent text, used only when that parses cleanly:
+    ``cmd <<EOF; next`` (see :func:`_heredoc_semicolon`), a backslash ending the text (bash keeps it
+    as a literal ``\\``), a heredoc the text ends in (bash reads its body up to the end: empty).
+    Then a ``$`` followed by a blank, which bash keeps as a literal ``$`` (``$ ls -l`` runs the program
+    ``$``; ``x=$ kill 1`` runs ``kill``), is escaped: tree-sitter-bash reads it as an expansion of the
+    next word.
+    """
     tree = parse(src)
-    if not tree.root_node.has_error or b"<<" not in src:
+    if tree.root_node.has_error:
+        for repair in (_heredoc_semicolon, _trailing_backslash, _unterminated_heredoc):
+            repaired = repair(src)
+            if repaired is not None and repaired != src:
+                candidate = parse(repaired)
+                if not candidate.root_node.has_error:
+                    tree = candidate
+                    break
+    return _literal_dollars(tree)
+
+
+def _literal_dollars(tree: Tree) -> Tree:
+    src = tree.root_node.text or b""
+    if b"$" not in src:
         return tree
+    positions: list[int] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        children = node.children
+        if node.type == "simple_expansion" and len(children) >= 2 and children[0].type == "$":
+            dollar = children[0].end_byte - 1
+            if src[dollar + 1 : dollar + 2].isspace():
+                positions.append(dollar)
+            continue
+        stack.extend(children)
+    if not positions:
+        return tree
+    text = bytearray(src)
+    for position in sorted(positions, reverse=True):
+        text[position:position] = b"\\"
+    repaired = parse(bytes(text))
+    return tree if repaired.root_node.has_error and not tree.root_node.has_error else repaired
+
+
+def _trailing_backslash(src: bytes) -> bytes | None:
+    """``nl -ba file \\`` at the very end: bash reads a final backslash as a literal one."""
+    stripped = src.rstrip(b"\\")
+    if (len(src) - len(stripped)) % 2 == 0:
+        return None
+    return src[:-1] + b"'\\'"
+
+
+_HEREDOC_ANY = re.compile(rb"<<(-?)\s*(['\"]?)\\?([A-Za-z0-9_.-]+)\2")
+
+
+def _unterminated_heredoc(src: bytes) -> bytes | None:
+    """``ssh host <<'EOF'`` and nothing after: bash runs it with the rest of the text (none) as body."""
+    starts = list(_HEREDOC_ANY.finditer(src))
+    if not starts:
+        return None
+    match = starts[-1]
+    delimiter = match.group(3)
+    rest = src[match.end() :].split(b"\n")[1:]
+    if any(line.lstrip(b"\t") == delimiter for line in rest):
+        return None
+    return src + b"\n" + delimiter
+
+
+def _heredoc_semicolon(src: bytes) -> bytes | None:
+    """tree-sitter-bash fails on ``cmd <<EOF; next`` (a ``;`` after a heredoc start): the text after the
+    ``;`` is moved after the heredoc's terminator line, which runs it in the same order."""
+    if b"<<" not in src:
+        return None
     lines = src.split(b"\n")
     changed = False
     index = 0
@@ -114,25 +182,71 @@ def parse_repaired(src: bytes) -> Tree:
                 changed = True
                 break
         index += 1
-    if not changed:
-        return tree
-    repaired = parse(b"\n".join(lines))
-    return tree if repaired.root_node.has_error else repaired
+    return b"\n".join(lines) if changed else None
+
+
+# Stands for a find/xargs placeholder while checking where it occurs: a plain word to the parser.
+_ITEM_SENTINEL = "__gatekeeper_item__"
+# Tree nodes holding literal text that a substituted item only ever is an argument value in.
+_VALUE_NODES = frozenset({"word", "string_content", "raw_string"})
+
+
+def items_in_arguments(code: str, item: str) -> bool:
+    """Whether every ``item`` in shell ``code`` is (part of) an argument value, never a program name.
+
+    ``find . -exec sh -c 'gzip < {} > {}.gz' \\;`` and ``xargs -I % sh -c 'echo %'`` put a file name
+    or an input item into the code text. Where it only ever lands in argument words, what runs is
+    known apart from that word; in a command name, a keyword, a variable name or an arithmetic
+    expression (or when the code does not parse) it could be any code. A file name that is itself a
+    command line would have to be created first by a call that contains it literally.
+    """
+    if not item or item not in code:
+        return False
+    src = code.replace(item, _ITEM_SENTINEL).encode("utf-8", errors="surrogateescape")
+    root = parse(src).root_node
+    if root.has_error:
+        return False
+    sentinel = _ITEM_SENTINEL.encode()
+    start = src.find(sentinel)
+    while start >= 0:
+        node = root.descendant_for_byte_range(start, start + len(sentinel))
+        if node is None or node.type not in _VALUE_NODES or _in_program_name(node):
+            return False
+        start = src.find(sentinel, start + len(sentinel))
+    return True
+
+
+def _in_program_name(node: Node) -> bool:
+    current: Node | None = node
+    while current is not None:
+        parent = current.parent
+        if current.type == "command_name" or (
+            parent is not None and parent.type == "function_definition" and current.type == "word"
+        ):
+            return True
+        current = parent
+    return False
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Where the text being walked was found: the via layers, its language, whether a candidate."""
+    """Where the text being walked was found: the via layers, its language, whether a candidate, and
+    the placeholder (``item``) a ``find -exec``/``xargs -I`` program substitutes into it."""
 
     via: tuple[Via, ...] = ()
     language: str = "shell"
     candidate: bool = False
+    item: str | None = None
 
     def enter(self, kind: str, name: str, language: str | None = None) -> Context:
         """One layer deeper; code found through a shell layer is shell code again."""
         if language is None:
             language = "shell" if kind in ("shell", "remote", "trap") else self.language
-        return Context((*self.via, Via(kind, name)), language, self.candidate)
+        return Context((*self.via, Via(kind, name)), language, self.candidate, self.item)
+
+    def with_item(self, item: str) -> Context:
+        """The same place, in text where ``item`` stands for a file name or input item."""
+        return replace(self, item=item)
 
 
 @dataclass(slots=True)
@@ -668,6 +782,7 @@ class Walker:
             lambda node: self.runner.run_substitution(node, self.src, scope, self.ctx),
             lambda node: self.scan(node, scope, ex),
             scope.ifs(),
+            self.ctx.item,
         )
 
     def _simple(
@@ -693,7 +808,7 @@ class Walker:
                     assignments.append(assignment)
             elif kind == "command_name":
                 for part in child.named_children:
-                    args.extend(expander.fields(part))
+                    args.extend(expander.fields(part, program=True))
             elif kind.endswith("_redirect"):
                 redirect_nodes.append(child)
             elif node.field_name_for_child(index) == "argument":

@@ -99,15 +99,16 @@ def _parse_options(spec: WrapperSpec, args: list[Arg], index: int, options: _Opt
     while index < len(args):
         arg = args[index]
         word = arg.value
-        if not arg.known:
-            return index
-        if word == "--":
-            return index + 1
-        if spec.assignments and ASSIGNMENT.match(word):
+        if spec.assignments and ASSIGNMENT.match(word) and (arg.known or arg.item is not None):
+            # find -exec env f={} cmd: the item is the value; find passes it as one word
             name, _, assigned = word.partition("=")
             options.env[name] = assigned
             index += 1
             continue
+        if not arg.known:
+            return index
+        if word == "--":
+            return index + 1
         if word.startswith("--") and len(word) > 2:
             option, eq, attached = word.partition("=")
             if option in spec.options_with_arg and not eq:
@@ -217,9 +218,17 @@ def _xargs(spec: WrapperSpec, via: Via, rest: list[Arg], options: _Options) -> L
         replace = spec.default_replace
     if replace is not None:
         marker = replace or "{}"
-        command = [Arg(a.value, False, a.start, a.end) if marker in a.value else a for a in command]
+        command = [_placeholder(a, marker) for a in command]
         return Layer(via, args=command, env=options.env)
     return Layer(via, args=[*command, Arg(XARGS_INPUT, known=False)], env=options.env)
+
+
+def _placeholder(arg: Arg, marker: str) -> Arg:
+    """A word the wrapper puts a file name or input item into is unknown; ``item`` says it was
+    literal apart from the ``marker``."""
+    if marker not in arg.value:
+        return arg
+    return Arg(arg.value, False, arg.start, arg.end, item=marker if arg.known else None)
 
 
 def _find_actions(spec: WrapperSpec, args: list[Arg]) -> list[Layer]:
@@ -235,9 +244,7 @@ def _find_actions(spec: WrapperSpec, args: list[Arg]) -> list[Layer]:
             args[end].value == ";" or (args[end].value == "+" and args[end - 1].value == "{}")
         ):
             end += 1
-        command = [
-            Arg(a.value, False, a.start, a.end) if "{}" in a.value else a for a in args[index + 1 : end]
-        ]
+        command = [_placeholder(a, "{}") for a in args[index + 1 : end]]
         if command:
             layers.append(Layer(Via(spec.kind, f"{spec.name} {action}"), args=command))
         index = end + 1

@@ -38,6 +38,9 @@ _SIMPLE_ESCAPES = {
     "?": "?",
 }
 _SPECIAL_PARAMETER = re.compile(r"(?<!\\)\$[0-9@*#?$!-]")
+# Commands that print where a program is: their output run as a command runs that program.
+_LOOKUPS = frozenset({("which",), ("command", "-v"), ("type", "-p"), ("type", "-P")})
+_PROGRAM_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _OCTAL = frozenset("01234567")
 
@@ -71,6 +74,8 @@ class Arg:
     ``glob`` marks unquoted pattern characters, expanded against the file system at run time.
     ``origin`` is set when the word is exactly one command or process substitution.
     ``remote`` is true when any part of the word comes from a network fetcher.
+    ``item`` is the placeholder (``{}`` of ``find -exec``, the ``xargs -I`` string) that makes an
+    otherwise literal word unknown: the word holds a file name or input item there at run time.
     """
 
     value: str
@@ -80,6 +85,7 @@ class Arg:
     glob: bool = False
     origin: Output | None = None
     remote: bool = False
+    item: str | None = None
 
 
 def literal(value: str) -> Arg:
@@ -240,6 +246,18 @@ def _until_nul(text: str) -> str:
     return text[:nul] if nul >= 0 else text
 
 
+def _whole_substitution(node: Node) -> bool:
+    """``$(...)``, `` `...` `` or ``"$(...)"``: a word that is one command substitution and nothing else."""
+    if node.type == "string" and node.named_children and len(node.named_children) == 1:
+        inner = node.named_children[0]
+        return (
+            inner.type == "command_substitution"
+            and inner.start_byte == node.start_byte + 1
+            and inner.end_byte == node.end_byte - 1
+        )
+    return node.type == "command_substitution"
+
+
 def decode_ansi_c(body: str) -> str:
     """The value of ``$'body'``."""
     return decode_escapes(body, "ansi_c")[0]
@@ -251,6 +269,8 @@ class WordExpander:
     ``lookup(name)`` gives a variable's value or None when unknown; ``substitute(node)`` analyses a
     ``$(...)``, backtick or ``<(...)`` node (its commands run too) and returns what it prints;
     ``scan(node)`` analyses substitutions hidden in constructs whose value is not computed (arithmetic).
+    ``item`` is the placeholder a ``find -exec``/``xargs -I`` program substitutes into this source
+    text: every word holding it is unknown (see :attr:`Arg.item`).
     """
 
     def __init__(
@@ -261,9 +281,12 @@ class WordExpander:
         substitute: Substitute,
         scan: Scan,
         ifs: str | None = " \t\n",
+        item: str | None = None,
     ) -> None:
         # ifs: the field separators (None: assigned a value that cannot be known)
         self.ifs = ifs
+        self.item = item
+        self._program = False
         self.src = src
         self.lookup = lookup
         self.home = home
@@ -278,9 +301,12 @@ class WordExpander:
 
     # -- public ---------------------------------------------------------------------------------------
 
-    def fields(self, node: Node) -> list[Arg]:
-        """The words a command argument becomes: quote removal, expansion, field splitting."""
-        pieces = self._tilde(self._pieces(node, quoted=False, depth=0))
+    def fields(self, node: Node, *, program: bool = False) -> list[Arg]:
+        """The words a command argument becomes: quote removal, expansion, field splitting.
+
+        ``program``: the node is the command name, where ``$(which NAME)`` is the program NAME.
+        """
+        pieces = self._tilde(self._word_pieces(node, program=program))
         start, end = real_start(node), node.end_byte
         result: list[Arg] = []
         text: list[str] = []
@@ -294,7 +320,7 @@ class WordExpander:
             nonlocal text, known, glob, remote, exists, origins
             if exists:
                 origin = origins[0] if len(origins) == 1 and len(pieces) == 1 else None
-                result.append(Arg("".join(text), known, start, end, glob, origin, remote))
+                result.append(self._placed(Arg("".join(text), known, start, end, glob, origin, remote)))
             text, known, glob, remote, exists, origins = [], True, False, False, False, []
 
         ifs = self.ifs
@@ -338,18 +364,27 @@ class WordExpander:
             result[0].origin = pieces[0].origin
         return result
 
+    def _word_pieces(self, node: Node, *, program: bool) -> list[_Piece]:
+        self._program = program and _whole_substitution(node)
+        try:
+            return self._pieces(node, quoted=False, depth=0)
+        finally:
+            self._program = False
+
     def single(self, node: Node) -> Arg:
         """One word without field splitting (assignment values, here-strings, redirection targets)."""
         pieces = self._tilde(self._pieces(node, quoted=False, depth=0))
         origin = pieces[0].origin if len(pieces) == 1 else None
-        return Arg(
-            "".join(p.text for p in pieces),
-            all(p.known for p in pieces),
-            real_start(node),
-            node.end_byte,
-            any(p.glob for p in pieces),
-            origin,
-            any(p.remote for p in pieces),
+        return self._placed(
+            Arg(
+                "".join(p.text for p in pieces),
+                all(p.known for p in pieces),
+                real_start(node),
+                node.end_byte,
+                any(p.glob for p in pieces),
+                origin,
+                any(p.remote for p in pieces),
+            )
         )
 
     def heredoc(self, body: Node, *, expand: bool, strip_tabs: bool) -> Arg:
@@ -364,13 +399,22 @@ class WordExpander:
         special = expand and _SPECIAL_PARAMETER.search(self._slice(body.start_byte, body.end_byte))
         if strip_tabs:
             text = "\n".join(line.lstrip("\t") for line in text.split("\n"))
-        return Arg(
-            text,
-            all(p.known for p in pieces) and not special,
-            body.start_byte,
-            body.end_byte,
-            remote=any(p.remote for p in pieces),
+        return self._placed(
+            Arg(
+                text,
+                all(p.known for p in pieces) and not special,
+                body.start_byte,
+                body.end_byte,
+                remote=any(p.remote for p in pieces),
+            )
         )
+
+    def _placed(self, arg: Arg) -> Arg:
+        """A literal word holding the find/xargs placeholder is unknown: an item is put there."""
+        if self.item is not None and arg.known and self.item in arg.value:
+            arg.known = False
+            arg.item = self.item
+        return arg
 
     # -- pieces ---------------------------------------------------------------------------------------
 
@@ -418,6 +462,11 @@ class WordExpander:
         if kind in ("command_substitution", "process_substitution"):
             output = self.substitute(node)
             value = output.text
+            lookup = self._program and kind == "command_substitution" and value is None
+            looked_up = self._looked_up(node) if lookup else None
+            if looked_up is not None:
+                # `which python` x.py runs the program python names: the lookup prints its path
+                return [_Piece(looked_up, quoted)]
             if kind == "command_substitution" and value is not None:
                 return [
                     _Piece(
@@ -440,6 +489,21 @@ class WordExpander:
             return [_Piece(node.type if node.type.strip() else "", quoted)]
         self.scan(node)
         return [_Piece(self.source(node), quoted, known=False)]
+
+    def _looked_up(self, node: Node) -> str | None:
+        """NAME when ``node`` is ``$(which NAME)``, ``$(command -v NAME)`` or ``$(type -p NAME)``."""
+        commands = node.named_children
+        if len(commands) != 1 or commands[0].type != "command":
+            return None
+        words: list[str] = []
+        for child in commands[0].named_children:
+            part = child.named_children[0] if child.type == "command_name" and child.named_children else child
+            if part.type != "word":
+                return None
+            words.append(self._slice(part.start_byte, part.end_byte))
+        if len(words) < 2 or tuple(words[:-1]) not in _LOOKUPS or not _PROGRAM_NAME.match(words[-1]):
+            return None
+        return words[-1]
 
     def _quoted_region(self, node: Node, start: int, end: int, depth: int, *, heredoc: bool) -> list[_Piece]:
         # tree-sitter-bash folds blanks into the tokens of expansions inside strings, so the literal

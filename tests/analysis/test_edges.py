@@ -270,10 +270,18 @@ def test_random_input_to_every_tool_never_raises() -> None:
 
 def test_unbalanced_quotes_are_parse_errors() -> None:
     unbalanced = ["echo 'a", 'echo "a', "echo $(ls", "echo `ls", "echo ${a"]
-    unbalanced += ["cat <<EOF\nx", "if true; then ls"]
+    unbalanced += ["if true; then ls"]
     for text in unbalanced:
         facts = shell(text)
         assert "parse_error" in reasons(facts), text
+
+
+def test_a_heredoc_the_text_ends_in_reads_up_to_the_end() -> None:
+    # bash warns and runs it: the body is the rest of the text, so a shell reading it runs that
+    facts = shell("sh <<EOF\npkill -9 python")
+    assert reasons(facts) == []
+    assert [c.argv for c in facts.commands] == [["sh"], ["pkill", "-9", "python"]]
+    assert facts.commands[1].via[-1].kind == "shell"
 
 
 def test_huge_inputs_below_the_limit_are_analysed() -> None:
