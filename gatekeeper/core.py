@@ -55,10 +55,9 @@ class Gatekeeper:
         self.instance_id = str(uuid.uuid4())
         self._analysis_options = AnalysisOptions(home=self.config.effective_home())
         self._context = self._build_context()
-        # Only the embedded engine is cached: with OPA, OPA owns the policy and its availability,
-        # and a cached answer must not hide that it is down.
-        cache_size = self.config.decision_cache_size if self.engine.name == "embedded" else 0
-        self.cache = DecisionCache(cache_size)
+        # The embedded engine is cached; OPA only when a front end opts in (see policy/cache.py): a
+        # cached answer must not hide that it is down or has new policies.
+        self.cache = DecisionCache.for_engine(self.engine.name, self.config.decision_cache_size)
 
     @classmethod
     def with_audit(cls, config: Config, *, engine: PolicyEngine | None = None) -> Gatekeeper:
@@ -104,15 +103,7 @@ class Gatekeeper:
         try:
             tool_call = call if isinstance(call, ToolCall) else ToolCall.parse(call)
             document["call"] = tool_call.model_dump(mode="json", exclude_none=True)
-            facts = analyse_call(tool_call, self._analysis_options)
-            document["facts"] = facts_to_dict(facts)
-            analysed = time.perf_counter()
-            timings["analyse"] = _ms(analysed - started)
-            try:
-                result = self._evaluate(document)
-            except GatekeeperError as error:
-                result = error
-            timings["evaluate"] = _ms(time.perf_counter() - analysed)
+            facts, result = self._analyse_and_evaluate(tool_call, document, timings, started)
             decision = decision_from_result(
                 result,
                 call_id=tool_call.id,
@@ -134,14 +125,36 @@ class Gatekeeper:
             decision = self._record(decision, document, result, session)
         return decision, facts
 
-    def _evaluate(self, document: dict[str, Any]) -> Any:
-        key = self.cache.key(self.engine.revision, document) if self.cache.size else None
+    def _analyse_and_evaluate(
+        self, call: ToolCall, document: dict[str, Any], timings: dict[str, float], started: float
+    ) -> tuple[Facts, Any]:
+        """Facts and the engine's answer (or its GatekeeperError); sets ``document["facts"]``.
+
+        Both are pure functions of the revision and the input without facts, so a cache hit skips
+        the analysis and the evaluation; its timing is then ``cache`` alone.
+        """
+        revision = self.engine.revision
+        key = self.cache.key(revision, document) if self.cache.size else None
         cached = self.cache.get(key)
         if cached is not None:
-            return cached
-        result = self.engine.evaluate(document)
-        self.cache.put(key, result)
-        return result
+            facts, document["facts"], result = cached
+            timings["cache"] = _ms(time.perf_counter() - started)
+            return facts, result
+        facts = analyse_call(call, self._analysis_options)
+        document["facts"] = facts_to_dict(facts)
+        analysed = time.perf_counter()
+        timings["analyse"] = _ms(analysed - started)
+        try:
+            result = self.engine.evaluate(document)
+            self.cache.confirm()
+        except GatekeeperError as error:
+            result = error
+        timings["evaluate"] = _ms(time.perf_counter() - analysed)
+        if self.cache.size and self.engine.revision != revision:
+            # A remote engine reports its revision with the answer: file it under that one.
+            key = self.cache.key(self.engine.revision, {k: v for k, v in document.items() if k != "facts"})
+        self.cache.put(key, (facts, document["facts"], result), result)
+        return facts, result
 
     def reject(self, raw: Any, code: ErrorCode, message: str, *, call_id: str | None = None) -> Decision:
         """Deny (and audit) input that is not even a tool call, such as a malformed batch line."""

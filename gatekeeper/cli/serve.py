@@ -50,6 +50,16 @@ def serve(
     access_log: Annotated[
         bool | None, typer.Option("--access-log/--no-access-log", help="Log every request (JSON, stderr).")
     ] = None,
+    opa_cache_max_age: Annotated[
+        float | None,
+        typer.Option(
+            "--opa-cache-max-age",
+            help="With --engine opa: answer repeated calls from the cache while OPA answered within "
+            "this many seconds (default 0: every call asks OPA).",
+            min=0,
+            max=60,
+        ),
+    ] = None,
     policies: PoliciesDir = None,
     engine: EngineName = None,
     opa_url: OpaUrl = None,
@@ -81,6 +91,7 @@ def serve(
         "threads": threads,
         "max_body_bytes": max_body,
         "access_log": access_log,
+        "opa_cache_max_age_s": opa_cache_max_age,
     }
     try:
         config = load_service_config(

@@ -79,6 +79,13 @@ class ServerSettings(BaseModel):
     execute_enabled: bool = True
     metrics_require_token: bool = False
     access_log: bool = True
+    opa_cache_max_age_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="With the OPA engine: serve repeated calls from the decision cache while OPA has "
+        "answered within this many seconds (0: off; every call asks OPA).",
+    )
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
 

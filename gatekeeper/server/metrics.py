@@ -9,6 +9,7 @@ gatekeeper_http_requests_total{route, status}     every request, by route templa
 gatekeeper_executions_total{outcome}              commands run: ok, nonzero, timeout, error
 gatekeeper_approvals_total{status}                verdicts: approved, denied, expired
 gatekeeper_approvals_pending, gatekeeper_sessions, gatekeeper_session_history_bytes
+gatekeeper_decision_cache_lookups{result}         decision-cache hits and misses (since start)
 gatekeeper_policy_info{revision, engine}
 """
 
@@ -65,6 +66,12 @@ class ServiceMetrics:
             "gatekeeper_session_history_bytes", "Bytes of session history remembered.", registry=r
         )
         self.policy = Info("gatekeeper_policy", "The policies answering.", registry=r)
+        self.cache_lookups = Gauge(
+            "gatekeeper_decision_cache_lookups",
+            "Decision-cache lookups since start, by result (hit, miss).",
+            ["result"],
+            registry=r,
+        )
 
     def observe_decision(self, decision: Decision, seconds: float) -> None:
         self.latency.observe(seconds)
@@ -80,10 +87,15 @@ class ServiceMetrics:
         pending: Callable[[], float],
         sessions: Callable[[], float],
         session_bytes: Callable[[], float],
+        cache_hits: Callable[[], float],
+        cache_misses: Callable[[], float],
     ) -> None:
         self.approvals_pending.set_function(pending)
         self.sessions.set_function(sessions)
         self.session_bytes.set_function(session_bytes)
+        # Read when /metrics is scraped: the cache counts its own lookups, nothing to do per call.
+        self.cache_lookups.labels("hit").set_function(cache_hits)
+        self.cache_lookups.labels("miss").set_function(cache_misses)
 
     def set_policy(self, revision: str | None, engine: str) -> None:
         self.policy.info({"revision": revision or "", "engine": engine})

@@ -20,6 +20,7 @@ from gatekeeper.core import Gatekeeper, build_engine
 from gatekeeper.errors import AuditError, ErrorCode, ExecutionError, InputError
 from gatekeeper.execute import run_command
 from gatekeeper.models import Decision, ExecResult, ToolCall
+from gatekeeper.policy.cache import DecisionCache
 from gatekeeper.policy.engine import PolicyEngine
 from gatekeeper.server.approvals import Approval, ApprovalStore
 from gatekeeper.server.config import ServiceConfig
@@ -54,6 +55,9 @@ class Service:
         self.engine = HeadlessAskEngine(inner, headless=self.headless)
         audit_log = audit if audit is not None else AuditLog(core.audit_log or default_audit_path())
         self.gatekeeper = Gatekeeper(core, engine=self.engine, audit=audit_log)
+        self.gatekeeper.cache = DecisionCache.for_engine(
+            self.engine.name, core.decision_cache_size, remote_max_age_s=config.server.opa_cache_max_age_s
+        )
         self.audit = audit_log
         self.sessions = SessionStore(config.server.sessions)
         self.approvals = ApprovalStore(config.server.approvals, on_resolved=self._record_verdict)
@@ -63,6 +67,8 @@ class Service:
             pending=lambda: float(self.approvals.pending_count()),
             sessions=lambda: float(self.sessions.stats()[0]),
             session_bytes=lambda: float(self.sessions.stats()[1]),
+            cache_hits=lambda: float(self.gatekeeper.cache.hits),
+            cache_misses=lambda: float(self.gatekeeper.cache.misses),
         )
         self._exec_slots = threading.BoundedSemaphore(config.server.max_concurrent_executions)
         self.default_cwd = os.getcwd()
