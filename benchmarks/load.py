@@ -67,6 +67,8 @@ BUILTIN_COMMANDS = [
     "scp -r ~/WorkSpace/Agent user@host:/srv/",
 ]
 
+REPEAT_POOL = 50
+
 CONSTANT_POLICY = """package gatekeeper
 
 decision := {"decision": "allow", "violations": [], "mode": "enforce"}
@@ -91,14 +93,23 @@ def sample_commands(count: int, seed: int) -> list[str]:
     return [rng.choice(pool) for _ in range(count)]
 
 
-def request_bodies(count: int, sessions: int, seed: int) -> list[bytes]:
+def request_bodies(count: int, sessions: int, seed: int, workload: str = "sample") -> list[bytes]:
+    """The calls to send. ``workload``: ``sample`` draws commands from the corpora (some repeat);
+    ``unique`` also gives every call its own working directory, so no two calls are alike and the
+    decision cache never hits; ``repeat`` draws from 50 commands only, so nearly every call hits."""
+    if workload == "repeat":
+        pool = sample_commands(REPEAT_POOL, seed)
+        rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
+        commands = [rng.choice(pool) for _ in range(count)]
+    else:
+        commands = sample_commands(count, seed)
     bodies = []
-    for number, command in enumerate(sample_commands(count, seed)):
+    for number, command in enumerate(commands):
         call: dict[str, Any] = {
             "id": f"load-{number}",
             "tool": "shell",
             "arguments": {"command": command},
-            "cwd": "/home/agent",
+            "cwd": f"/home/agent/work-{number}" if workload == "unique" else "/home/agent",
         }
         if sessions:
             call["session_id"] = f"load-session-{number % sessions}"
@@ -154,6 +165,10 @@ class Outcome:
     outcomes: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    server_cpu_s: float | None = None  # CPU the server's processes spent during the run
+    opa_cpu_s: float | None = None  # and the OPA this script started, if any
+    client_cpu_s: float = 0.0  # CPU of this load generator while it ran
+    cache: dict[str, int] = field(default_factory=dict)  # the server's decision-cache lookups
 
 
 async def run_load(url: str, token: str | None, bodies: list[bytes], clients: int, path: str) -> Outcome:
@@ -178,9 +193,10 @@ async def run_load(url: str, token: str | None, bodies: list[bytes], clients: in
         finally:
             await connection.close()
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(client() for _ in range(clients)))
     outcome.elapsed_s = time.perf_counter() - started
+    outcome.client_cpu_s = time.process_time() - cpu_started
     return outcome
 
 
@@ -201,6 +217,47 @@ def record(outcome: Outcome, number: int, status: int, payload: bytes) -> None:
 
 
 # -- the server under test --------------------------------------------------------------------------
+
+
+def process_tree_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` and its live children (workers), from /proc; None elsewhere.
+
+    CPU per decision is steadier than throughput on a shared machine: it does not count the time the
+    server waited for a core another job held.
+    """
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        pids = [pid]
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        if children.is_file():
+            pids += [int(child) for child in children.read_text().split()]
+        total = 0
+        for member in pids:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / ticks
+
+
+def cache_lookups(url: str, token: str | None) -> dict[str, int]:
+    """The server's decision-cache hits and misses since it started, from ``GET /metrics``."""
+    import urllib.request  # noqa: PLC0415
+
+    request = urllib.request.Request(url + "/metrics")  # noqa: S310 - loopback
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    counts: dict[str, int] = {}
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+            text = response.read().decode()
+    except OSError:
+        return counts
+    for line in text.splitlines():
+        if line.startswith("gatekeeper_decision_cache_lookups{"):
+            label, _, value = line.partition("} ")
+            counts[label.split('"')[1]] = int(float(value))
+    return counts
 
 
 def free_port() -> int:
@@ -289,7 +346,24 @@ def opa_server(args: argparse.Namespace) -> Iterator[None]:
             (policies / "gatekeeper" / "main.rego").write_text(CONSTANT_POLICY)
         with ManagedOpa(policies) as server:
             args.opa_url = server.url
+            args.opa_pid = server.pid
             yield
+
+
+def measured_run(args: argparse.Namespace, url: str, pid: int, bodies: list[bytes]) -> Outcome:
+    """The load against the server this script started, with the CPU its processes (and OPA) spent."""
+    opa_pid = getattr(args, "opa_pid", None)
+    cpu_before = process_tree_cpu_s(pid)
+    opa_before = process_tree_cpu_s(opa_pid) if opa_pid else None
+    outcome = asyncio.run(run_load(url, args.token, bodies, args.clients, "/v1/decide"))
+    cpu_after = process_tree_cpu_s(pid)
+    opa_after = process_tree_cpu_s(opa_pid) if opa_pid else None
+    outcome.cache = cache_lookups(url, args.token)
+    if cpu_before is not None and cpu_after is not None:
+        outcome.server_cpu_s = cpu_after - cpu_before
+    if opa_before is not None and opa_after is not None:
+        outcome.opa_cpu_s = opa_after - opa_before
+    return outcome
 
 
 # -- checks -----------------------------------------------------------------------------------------
@@ -350,6 +424,16 @@ def summary(outcome: Outcome, args: argparse.Namespace) -> dict[str, Any]:
         "max_ms": round(max(lat, default=float("nan")), 2),
         "outcomes": dict(sorted(outcome.outcomes.items())),
         "errors": len(outcome.errors),
+        "server_cpu_ms_per_decision": (
+            round(1000.0 * outcome.server_cpu_s / len(lat), 3) if outcome.server_cpu_s and lat else None
+        ),
+        "opa_cpu_ms_per_decision": (
+            round(1000.0 * outcome.opa_cpu_s / len(lat), 3) if outcome.opa_cpu_s and lat else None
+        ),
+        "workload": args.workload,
+        "decision_cache": outcome.cache,
+        "client_cpu_ms_per_request": round(1000.0 * outcome.client_cpu_s / len(lat), 3) if lat else None,
+        "load_average": [round(value, 2) for value in os.getloadavg()],
     }
 
 
@@ -360,7 +444,10 @@ def report(outcome: Outcome, args: argparse.Namespace, served_by: str) -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}; "
         f"{served_by}"
     )
-    print(f"{args.clients} clients x {args.requests} POST /v1/decide; sessions: {args.sessions or 'none'}")
+    print(
+        f"{args.clients} clients x {args.requests} POST /v1/decide; workload {args.workload}; "
+        f"sessions: {args.sessions or 'none'}"
+    )
     print(
         f"throughput: {answered / outcome.elapsed_s:,.0f} decisions/s "
         f"({answered} answered in {outcome.elapsed_s:.2f} s)"
@@ -369,6 +456,16 @@ def report(outcome: Outcome, args: argparse.Namespace, served_by: str) -> None:
         f"latency ms: p50 {percentile(lat, 0.50):.1f}  p90 {percentile(lat, 0.90):.1f}  "
         f"p99 {percentile(lat, 0.99):.1f}  max {max(lat, default=float('nan')):.1f}"
     )
+    for what, seconds, unit in (
+        ("server CPU (all its processes)", outcome.server_cpu_s, "decision"),
+        ("OPA CPU", outcome.opa_cpu_s, "decision"),
+        ("client CPU", outcome.client_cpu_s, "request"),
+    ):
+        if seconds is not None and answered:
+            print(f"{what}: {seconds:.2f} s, {1000.0 * seconds / answered:.2f} ms per {unit}")
+    if outcome.cache:
+        print(f"decision cache (since the server started): {outcome.cache}")
+    print(f"load average: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
     print(f"outcomes: {dict(sorted(outcome.outcomes.items()))}")
     print(f"errors: {len(outcome.errors)}")
     for error in outcome.errors[:10]:
@@ -390,6 +487,13 @@ def main() -> int:
     parser.add_argument("--policy", choices=("pack", "constant"), default="pack")
     parser.add_argument("--threads", type=int, help="gatekeeper serve --threads")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--workload",
+        choices=("sample", "unique", "repeat"),
+        default="sample",
+        help="sample: commands drawn from the corpora; unique: no two calls alike (every decision a "
+        "cache miss); repeat: 50 distinct commands (nearly every decision a cache hit)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures and checks here as JSON")
     args = parser.parse_args()
     if args.url and urlsplit(args.url).hostname not in LOOPBACK_HOSTS:
@@ -397,16 +501,17 @@ def main() -> int:
 
     # SIGTERM (timeout, CI) unwinds like Ctrl-C, so the server this script started is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    bodies = request_bodies(args.requests, args.sessions, args.seed)
+    bodies = request_bodies(args.requests, args.sessions, args.seed, args.workload)
     with tempfile.TemporaryDirectory(prefix="gk-load-") as directory:
         if args.url:
             served_by = describe_server(args.url)
             outcome = asyncio.run(run_load(args.url, args.token, bodies, args.clients, "/v1/decide"))
+            outcome.cache = cache_lookups(args.url, args.token)
             audit = args.audit_log
         else:
-            with opa_server(args), served(args, Path(directory)) as (url, audit, _pid):
+            with opa_server(args), served(args, Path(directory)) as (url, audit, pid):
                 served_by = describe_server(url)
-                outcome = asyncio.run(run_load(url, args.token, bodies, args.clients, "/v1/decide"))
+                outcome = measured_run(args, url, pid, bodies)
         if not args.url:
             served_by += ", allow-all policy" if args.policy == "constant" else ", the policy pack"
         report(outcome, args, served_by)
