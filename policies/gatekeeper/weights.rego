@@ -15,7 +15,7 @@ hits contains lib.hit(c, "weights.copy", message) if {
 	some c in lib.commands
 	lib.copies(c)
 	some source in lib.copy_source_paths(c)
-	is_weights(source)
+	weights_for(c, source)
 	message := lib.format("%s copies model weights %s to %s", [c.name, source, lib.copy_destination_text(c)])
 }
 
@@ -31,7 +31,7 @@ hits contains lib.hit(c, "weights.archive", message) if {
 	some c in lib.commands
 	lib.archives(c)
 	some p in lib.archive_sources(c)
-	is_weights(p)
+	weights_for(c, p)
 	message := lib.format("%s archives model weights %s", [c.name, p])
 }
 
@@ -39,7 +39,7 @@ hits contains lib.hit(c, "weights.archive", message) if {
 	some c in lib.commands
 	lib.compresses(c)
 	some p in read_paths(c)
-	is_weights(p)
+	weights_for(c, p)
 	message := lib.format("%s compresses model weights %s", [c.name, p])
 }
 
@@ -47,7 +47,7 @@ hits contains lib.hit(c, "weights.split", message) if {
 	some c in lib.commands
 	c.name in data.gatekeeper.weights.split_programs
 	some p in read_paths(c)
-	is_weights(p)
+	weights_for(c, p)
 	message := lib.format("%s splits model weights %s into pieces", [c.name, p])
 }
 
@@ -55,7 +55,7 @@ hits contains lib.hit(c, "weights.encode", message) if {
 	some c in lib.commands
 	encodes(c)
 	some p in read_paths(c)
-	is_weights(p)
+	weights_for(c, p)
 	message := lib.format("%s encodes model weights %s", [c.name, p])
 }
 
@@ -64,7 +64,7 @@ hits contains lib.hit(c, "weights.stream", message) if {
 	c.name in data.gatekeeper.lib.stream_programs
 	writes_elsewhere(c)
 	some p in read_paths(c)
-	is_weights(p)
+	weights_for(c, p)
 	message := lib.format("%s streams model weights %s into %s", [c.name, p, sink(c)])
 }
 
@@ -97,7 +97,7 @@ hits contains lib.hit(c, "weights.upload", message) if {
 	some c in lib.commands
 	lib.transfers(c)
 	some p in lib.all_paths(c)
-	is_weights(p)
+	weights_for(c, p)
 	message := lib.format("%s transfers model weights %s", [c.name, p])
 }
 
@@ -157,11 +157,7 @@ protected_patterns := lib.expand_all(data.gatekeeper.weights.protected_paths) | 
 
 is_weights(p) if weight_file_name(p)
 
-is_weights(p) if {
-	not text_file(p)
-	some pattern in protected_patterns
-	lib.under(p, pattern)
-}
+is_weights(p) if under_protected(p)
 
 is_weights(p) if {
 	p != ""
@@ -169,11 +165,77 @@ is_weights(p) if {
 	lib.above(p, pattern)
 }
 
-is_weights(p) if {
+is_weights(p) if in_weights_dir(p)
+
+under_protected(p) if {
+	not text_file(p)
+	some pattern in protected_patterns
+	lib.under(p, pattern)
+}
+
+in_weights_dir(p) if {
 	not text_file(p)
 	some segment in split(p, "/")
 	segment in data.gatekeeper.weights.dir_names
 }
+
+# p is weights as c takes it: a path that is weights, unless it is only the root of a `find`
+# that hands c files of another kind.
+weights_for(c, p) if {
+	is_weights(p)
+	not other_files_root(c, p)
+}
+
+# `find / -iname '*.mp3' -exec mv {} /mnt \;`, `find ~ -name '*.txt' | xargs cp -t dir`: the root
+# lies above the weight locations, but every file find selects has another kind's name. Only
+# what find hands c is judged so; c's own operands are judged as usual.
+other_files_root(c, p) if {
+	not p in lib.path_set(c)
+	not weight_file_name(p)
+	not under_protected(p)
+	not in_weights_dir(p)
+	some f in lib.effective_commands
+	f.name == "find"
+	p in f.paths
+	selects_other_files(f.args)
+}
+
+# A name test, before any action and not negated, that only other kinds of file pass; no `-o`
+# alternative and no directories (a directory of any name may hold weights).
+selects_other_files(args) if {
+	not find_alternatives(args)
+	not find_directories(args)
+	some i, test in args
+	test in {"-name", "-iname"}
+	not find_action_before(args, i)
+	not find_negated(args, i)
+	pattern := lower(args[i + 1])
+	some ext in unrelated_extensions
+	endswith(pattern, ext)
+}
+
+unrelated_extensions := {e | some e in data.gatekeeper.weights.text_extensions} | {e |
+	some e in data.gatekeeper.weights.other_file_extensions
+}
+
+find_alternatives(args) if {
+	some a in args
+	a in {"-o", "-or", ","}
+}
+
+find_directories(args) if {
+	some i, a in args
+	a == "-type"
+	contains(args[i + 1], "d")
+}
+
+find_action_before(args, i) if {
+	some j, a in args
+	j < i
+	a in data.gatekeeper.weights.find_actions
+}
+
+find_negated(args, i) if args[i - 1] in {"!", "-not"}
 
 weight_file_name(p) if {
 	some ext in data.gatekeeper.weights.extensions

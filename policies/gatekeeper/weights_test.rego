@@ -128,6 +128,56 @@ test_find_exec_cp_of_weights_is_denied if {
 	denied([find, cp], "weights.copy")
 }
 
+# A find from above the weight locations that selects only another kind of file by name.
+find_exec_cp(tests) := [
+	t.cmd(array.concat(array.concat(["find", "/"], tests), ["-exec", "cp", "-r", "{}", "/tmp/x", ";"])),
+	t.via(t.cmd(["cp", "-r", "{}", "/tmp/x"]), "find_exec", "find"),
+]
+
+test_find_from_root_of_mp3_files_is_allowed if {
+	count(violations_of(find_exec_cp(["-iname", "*.MP3", "-type", "f"]))) == 0
+}
+
+test_find_from_root_of_text_files_into_xargs_is_allowed if {
+	find := t.piped(t.cmd(["find", "/", "-name", "*.txt", "-print0"]), 0, 2)
+	xargs := t.piped(t.cmd(["xargs", "-0", "cp", "-t", "/tmp/txt"]), 1, 2)
+	cp := t.via(t.cmd(["cp", "-t", "/tmp/txt", "<xargs input>"]), "xargs", "xargs")
+	count(violations_of([find, xargs, cp])) == 0
+}
+
+test_find_from_root_of_weight_files_is_denied if {
+	denied(find_exec_cp(["-name", "*.safetensors"]), "weights.copy")
+}
+
+test_find_from_root_with_an_alternative_is_denied if {
+	denied(find_exec_cp(["-name", "*.mp3", "-o", "-size", "+1G"]), "weights.copy")
+}
+
+test_find_from_root_of_directories_is_denied if {
+	denied(find_exec_cp(["-type", "d", "-name", "*.mp3"]), "weights.copy")
+}
+
+test_find_from_root_with_a_negated_name_is_denied if {
+	denied(find_exec_cp(["!", "-name", "*.txt"]), "weights.copy")
+}
+
+test_find_from_root_with_the_name_test_after_the_action_is_denied if {
+	find := t.cmd(["find", "/", "-exec", "cp", "-r", "{}", "/tmp/x", ";", "-name", "*.txt"])
+	cp := t.via(t.cmd(["cp", "-r", "{}", "/tmp/x"]), "find_exec", "find")
+	denied([find, cp], "weights.copy")
+}
+
+test_own_operand_above_weights_is_denied_beside_a_selective_find if {
+	find := t.cmd(["find", "/", "-name", "*.txt"])
+	denied([find, t.cmd(["cp", "-r", "/", "/mnt/x"])], "weights.copy")
+}
+
+test_find_from_root_of_log_files_compressed_is_allowed if {
+	find := t.cmd(["find", "/", "-xdev", "-type", "f", "-name", "*.log", "-exec", "gzip", "{}", ";"])
+	gzip := t.via(t.cmd(["gzip", "{}"]), "find_exec", "find")
+	count(violations_of([find, gzip])) == 0
+}
+
 test_xargs_cp_of_weights_is_denied if {
 	ls := t.piped(t.cmd(["ls", "/models/llama"]), 0, 2)
 	xargs := t.piped(t.cmd(["xargs", "-I{}", "cp", "{}", "/tmp/"]), 1, 2)
