@@ -27,6 +27,7 @@ from fastapi.responses import Response
 from gatekeeper._version import __version__
 from gatekeeper.server.admin_api import AdminApi
 from gatekeeper.server.agent_api import AgentApi
+from gatekeeper.server.fastpath import DecisionFastPath
 from gatekeeper.server.http import ApiContext, RequestLogMiddleware, install_error_handlers, json_response
 from gatekeeper.server.metrics import CONTENT_TYPE
 from gatekeeper.server.service import Service
@@ -64,8 +65,14 @@ def create_app(service: Service) -> FastAPI:
             ctx.authorise(request, "agent")
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
-    app.include_router(AgentApi(ctx).router())
+    agent = AgentApi(ctx)
+    app.include_router(agent.router())
     app.include_router(AdminApi(ctx).router())
+    # Added before the request log, so it runs inside it (add_middleware wraps what came earlier).
+    app.add_middleware(
+        DecisionFastPath,
+        handlers={"/v1/decide": agent.decide, "/v1/data/gatekeeper/decision": agent.data_api},
+    )
     access_log = structlog.wrap_logger(
         structlog.PrintLogger(sys.stderr),
         processors=[

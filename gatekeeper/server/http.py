@@ -131,13 +131,17 @@ def decision_error(
     return ApiError(status, code, message, decision=dump(decision))
 
 
+def api_error_response(error: ApiError) -> Response:
+    body = {"code": error.code, "message": error.message, **error.extra}
+    return json_response(error.status, body, error.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error, including the framework's own (404, 405), as ``{code, message}``."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, error: ApiError) -> Response:
-        body = {"code": error.code, "message": error.message, **error.extra}
-        return json_response(error.status, body, error.headers)
+        return api_error_response(error)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, error: StarletteHTTPException) -> Response:
