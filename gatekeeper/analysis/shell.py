@@ -100,7 +100,7 @@ def parse_repaired(src: bytes) -> Tree:
     """
     tree = parse(src)
     if tree.root_node.has_error:
-        for repair in (_heredoc_semicolon, _trailing_backslash, _unterminated_heredoc):
+        for repair in (_heredoc_semicolon, _trailing_backslash, _unterminated_heredoc, _unquoted_literals):
             repaired = repair(src)
             if repaired is not None and repaired != src:
                 candidate = parse(repaired)
@@ -132,6 +132,75 @@ def _literal_dollars(tree: Tree) -> Tree:
         text[position:position] = b"\\"
     repaired = parse(bytes(text))
     return tree if repaired.root_node.has_error and not tree.root_node.has_error else repaired
+
+
+# A `$` that starts no expansion in bash (`grep total$.`, `sed s/x$//`): literal.
+_LITERAL_DOLLAR = re.compile(rb"\$(?=[\s/.,:;|&)%=+^~\]}>]|$)")
+# `for NAME do` (no `in` list, no separator): bash accepts it, tree-sitter-bash does not.
+_FOR_DO = re.compile(rb"\bfor(\s+[A-Za-z_][A-Za-z0-9_]*)(\s+do\b)")
+# `fi done`: a compound command closed right before its enclosing one, without a separator.
+_KEYWORD_RUN = re.compile(rb"\b(fi|done|esac)(?=[ \t]+(?:done|fi|esac)\b)")
+# `user@host` as a command word: tree-sitter-bash fails on a name followed by `@` (not `@(`, an
+# extglob pattern).
+_NAME_AT = re.compile(rb"(?<![^\s;&|(`])([A-Za-z_][A-Za-z0-9_]*)@(?!\()")
+
+
+def _unquoted_literals(src: bytes) -> bytes | None:
+    """Escape what bash reads literally where tree-sitter-bash fails: a ``$`` that starts no
+    expansion, the ``@`` after a name at a word start; and give ``for NAME do`` and ``fi done`` their
+    ``;``. Only text
+    outside single quotes, comments and heredocs is touched (a heredoc leaves the text alone)."""
+    if b"<<" in src:
+        return None
+    quoted = _single_quoted(src)
+    edits: list[tuple[int, bytes]] = []
+    # (pattern, insert after its first group rather than before the match, text to insert)
+    for pattern, after_group, insert in (
+        (_LITERAL_DOLLAR, False, b"\\"),
+        (_NAME_AT, True, b"\\"),
+        (_FOR_DO, True, b";"),
+        (_KEYWORD_RUN, True, b";"),
+    ):
+        for match in pattern.finditer(src):
+            if not quoted[match.start()]:
+                edits.append((match.end(1) if after_group else match.start(), insert))
+    if not edits:
+        return None
+    text = bytearray(src)
+    for position, insert in sorted(edits, reverse=True):
+        text[position:position] = insert
+    return bytes(text)
+
+
+def _single_quoted(src: bytes) -> list[bool]:
+    """For each byte: inside single quotes (or ``$'...'``) or a comment, where a backslash is text."""
+    flags = [False] * (len(src) + 1)
+    index, double = 0, False
+    while index < len(src):
+        byte = src[index : index + 1]
+        if byte == b"\\":
+            index += 2
+            continue
+        if byte == b'"':
+            double = not double
+        elif not double and (byte == b"'" or src[index : index + 2] == b"$'"):
+            ansi = byte == b"$"
+            end = index + (2 if ansi else 1)
+            while end < len(src) and src[end : end + 1] != b"'":
+                end += 2 if ansi and src[end : end + 1] == b"\\" else 1
+            for position in range(index, min(end + 1, len(src))):
+                flags[position] = True
+            index = end + 1
+            continue
+        elif not double and byte == b"#" and (index == 0 or src[index - 1 : index].isspace()):
+            end = src.find(b"\n", index)
+            end = len(src) if end < 0 else end
+            for position in range(index, end):
+                flags[position] = True
+            index = end
+            continue
+        index += 1
+    return flags
 
 
 def _trailing_backslash(src: bytes) -> bytes | None:

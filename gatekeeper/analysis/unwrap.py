@@ -105,7 +105,7 @@ def _parse_options(spec: WrapperSpec, args: list[Arg], index: int, options: _Opt
             options.env[name] = assigned
             index += 1
             continue
-        if not arg.known:
+        if not arg.known and not _item_option(arg):
             return index
         if word == "--":
             return index + 1
@@ -129,6 +129,12 @@ def _parse_options(spec: WrapperSpec, args: list[Arg], index: int, options: _Opt
             continue
         return index
     return index
+
+
+def _item_option(arg: Arg) -> bool:
+    """``-I{}`` inside a script find runs: an option whose value is the placeholder."""
+    word = arg.value
+    return arg.item is not None and word[:1] == "-" and word[1:2].isalnum() and word.find(arg.item) >= 2
 
 
 def _short_cluster(spec: WrapperSpec, args: list[Arg], index: int, options: _Options) -> int:
