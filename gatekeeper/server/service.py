@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,8 @@ class Service:
             cache_misses=lambda: float(self.gatekeeper.cache.misses),
         )
         self._exec_slots = threading.BoundedSemaphore(config.server.max_concurrent_executions)
+        # Threads that decide (analysis, evaluation, fsync'd audit): concurrent decisions share fsyncs.
+        self.decide_threads = ThreadPoolExecutor(config.server.threads, thread_name_prefix="gk-decide")
         self.default_cwd = os.getcwd()
 
     # -- deciding ----------------------------------------------------------------------------------
@@ -180,6 +183,7 @@ class Service:
             log.error("audit_append_failed", audit_event=event, error=error.message)
 
     def close(self) -> None:
+        self.decide_threads.shutdown(wait=True)  # decisions under way finish and are recorded
         self.gatekeeper.close()
 
 
