@@ -311,6 +311,8 @@ def served(args: argparse.Namespace, workdir: Path) -> Iterator[tuple[str, Path,
         command += ["--threads", str(args.threads)]
     if args.engine == "opa":
         command += ["--opa-url", args.opa_url]
+        if args.opa_cache_max_age:
+            command += ["--opa-cache-max-age", str(args.opa_cache_max_age)]
     env = {**os.environ, "GATEKEEPER_AGENT_TOKENS": args.token or "", "GATEKEEPER_ADMIN_TOKENS": ""}
     log = (workdir / "serve.log").open("wb")
     process = subprocess.Popen(command, stdout=log, stderr=log, env=env, cwd=workdir)
@@ -485,6 +487,12 @@ def main() -> int:
     parser.add_argument("--engine", choices=("embedded", "opa"), default="embedded")
     parser.add_argument("--opa-url", help="with --engine opa: a running OPA (default: start the pinned one)")
     parser.add_argument("--policy", choices=("pack", "constant"), default="pack")
+    parser.add_argument(
+        "--opa-cache-max-age",
+        type=float,
+        default=0.0,
+        help="with --engine opa: gatekeeper serve --opa-cache-max-age (0: every call asks OPA)",
+    )
     parser.add_argument("--threads", type=int, help="gatekeeper serve --threads")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
