@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from tree_sitter import Node
 
@@ -21,7 +22,13 @@ from gatekeeper.analysis.facts import ApiCall, Command, Facts, Opaque, Via
 from gatekeeper.analysis.nesting import Embedded, embedded_code
 from gatekeeper.analysis.paths import absolute, operand_paths
 from gatekeeper.analysis.payloads import command_output, encode, pipe_output, stdin_output
-from gatekeeper.analysis.programs import FileWriterSpec, Programs, load_programs, program_name
+from gatekeeper.analysis.programs import (
+    CandidateProgramSpec,
+    FileWriterSpec,
+    Programs,
+    load_programs,
+    program_name,
+)
 from gatekeeper.analysis.pycode import analyse_python
 from gatekeeper.analysis.scope import FunctionDef, Scope, resolve_directory
 from gatekeeper.analysis.scripts import scan_calls
@@ -34,16 +41,28 @@ from gatekeeper.analysis.shell import (
     Stdin,
     Walker,
     items_in_arguments,
-    parse,
     parse_repaired,
 )
+from gatekeeper.analysis.textscan import command_lines, looks_like_command, plausible_program
 from gatekeeper.analysis.unwrap import unwrap
 from gatekeeper.analysis.words import Arg, Output
 
 # Commands per call beyond which the analysis stops (a function called in a loop of itself, a huge script).
 MAX_COMMANDS = 5000
-_PROGRAM_WORD = re.compile(r"^[A-Za-z0-9_./+~-]*[A-Za-z][A-Za-z0-9_./+~-]*$")
+# Command lines found as literal text (:mod:`textscan`) analysed per call; the rest are not.
+MAX_TEXT_CANDIDATES = 64
+# Written files that are read by people, not loaded by programs: command lines in them are not looked for.
+DOCUMENT_SUFFIXES = (".md", ".markdown", ".txt", ".rst", ".adoc", ".log", ".csv", ".tsv", ".html", ".htm")
 _PURE_REFERENCE = re.compile(r"^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$|^\"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?\"$")
+
+
+class _Text(NamedTuple):
+    """A text of a command that may hold command lines (see :meth:`Analysis.text_candidates`)."""
+
+    via_name: str
+    text: str
+    skip_start: bool = False
+    only_after: str = ""
 
 
 @dataclass(slots=True)
@@ -67,6 +86,8 @@ class Analysis:
         self._budget_reported = False
         self._parse_errors: set[str] = set()
         self._candidate_texts: set[str] = set()
+        self._text_candidates = 0
+        self._scan_later: list[tuple[str, str, str | None]] = []
         self.written: dict[str, _Written] = {}
         self._executed: set[str] = set()
 
@@ -558,10 +579,11 @@ class Analysis:
             self._run_code(language, content, ctx, command.cwd)
 
     def written_scripts(self) -> None:
-        """Shell scripts this call writes but does not run: their commands are candidates.
+        """Files this call writes but does not run: the commands in them are candidates.
 
-        A later call (``nohup bash guard.sh &``) would run them where nothing can be seen any more, so
-        what they would run is reported now, as candidates through ``written script PATH``.
+        A later call (``nohup bash guard.sh &``, ``bundle install`` reading a Gemfile) would run them
+        where nothing can be seen any more, so what they would run is reported now, as candidates
+        through ``written script PATH`` (a shell script) or ``written file PATH`` (any other file).
         """
         for path, written in list(self.written.items()):
             if path in self._executed or written.content is None:
@@ -569,14 +591,21 @@ class Analysis:
             self.script_candidates(
                 path, written.content, Scope(cwd=path.rsplit("/", 1)[0] or "/", home=self.home)
             )
+        for target, text, cwd in self._scan_later:
+            self.script_candidates(target, text, Scope(cwd=cwd, home=self.home))
 
     def script_candidates(self, path: str, content: str, scope: Scope) -> None:
-        if not _is_shell_script(path, content, self.programs) or content in self._candidate_texts:
+        """A shell script written and not run is analysed whole; any other file (a Gemfile, a playbook,
+        an rc file a program loads) for the command lines written in it."""
+        if content in self._candidate_texts:
             return
         self._candidate_texts.add(content)
-        self.shell(
-            content, Context((Via("argument", f"written script {path}"),), "shell", candidate=True), scope
-        )
+        if _is_shell_script(path, content, self.programs):
+            self.shell(
+                content, Context((Via("argument", f"written script {path}"),), "shell", candidate=True), scope
+            )
+        elif not path.lower().endswith(DOCUMENT_SUFFIXES):
+            self.text_candidates(f"written file {path}", content, Context(), scope)
 
     # -- files written in the call --------------------------------------------------------------------
 
@@ -591,11 +620,19 @@ class Analysis:
                 else None
             )
             content = command_output(produced, piped, self.programs).text
+        # what echo/printf write, as written even where an expansion is unknown, to look for command lines
+        scanned = content if content is not None else _written_words(produced, self.programs)
         for redirect in command.redirects:
-            if redirect.op not in WRITE_OPS or redirect.target_abs is None or redirect.fd not in (None, 1):
+            if redirect.op not in WRITE_OPS or redirect.fd not in (None, 1):
                 continue
             if redirect.op == ">&" and redirect.target is not None and redirect.target.isdigit():
                 continue
+            if redirect.target_abs is None or content is None:
+                # a file named at run time ($TF/Gemfile), or content with a part known only at run time
+                if scanned is not None and redirect.target is not None:
+                    self._scan_later.append((redirect.target_abs or redirect.target, scanned, command.cwd))
+                if redirect.target_abs is None:
+                    continue
             previous = self.written.get(redirect.target_abs)
             if redirect.op in (">>", "&>>") and previous is not None:
                 joined = (
@@ -649,6 +686,154 @@ class Analysis:
             self._candidate_texts.add(found.text)
             inner = Context((*ctx.via, Via("argument", found.via_name)), "shell", candidate=True)
             self.shell(found.text, inner, Scope(cwd=command.cwd, home=self.home))
+        scope = Scope(cwd=command.cwd, home=self.home)
+        for text in self._literal_texts(command, args, env, stdin):
+            self.text_candidates(text.via_name, text.text, ctx, scope, text.skip_start, text.only_after)
+
+    def _analysed_already(self, line: str) -> bool:
+        """Whether ``line`` is, or differs only by trailing words from, a command analysed already
+        (``vim -c ':!kill 1' f`` gives ``kill 1`` from the option and ``kill 1 f`` from the text)."""
+        analysed = (c.text for c in self.facts.commands if plausible_program(c.program))
+        for seen in (*self._candidate_texts, *analysed):
+            if line == seen or seen.startswith(line + " "):
+                return True
+            if line.startswith(seen + " ") and " " in seen:
+                return True
+        return False
+
+    def _literal_texts(
+        self, command: Command, args: list[Arg], env: dict[str, str], stdin: Stdin | None
+    ) -> list[_Text]:
+        """Texts of this command that may hold a command line written as literal text.
+
+        Left out: the code of shells and interpreters (analysed as code), the command a wrapper runs
+        (analysed as a command; only its option values are looked at), the arguments of programs
+        whose arguments are text or patterns (``echo``, ``grep``, ``pkill -f``: what ``echo`` writes to
+        a file is looked at as that file), text options (``git commit -m``), single words (``K=kill``:
+        its use is analysed), and operands that name programs (``man kill``, ``pip install vllm``).
+        """
+        name = command.name
+        programs = self.programs
+        spec = programs.candidates
+        texts = [_Text(f"{name} {variable}=", value) for variable, value in env.items() if _blank(value)]
+        known = [a.value for a in args if a.known]
+        # an argument with a part known only at run time ("ProxyCommand CMD <$(tty)") as written
+        written = [a.value for a in args]
+        if not plausible_program(command.program) or command.text.startswith(f"{command.program}("):
+            # not a command bash can run: a line typed at the prompt of a program started before it
+            texts.append(_Text(f"line {command.program[:20]}", command.text))
+            texts.append(_Text(f"line {command.program[:20]}", " ".join(known)))
+            return texts
+        words = _without_text_options(written[1:], spec.programs.get(name))
+        if programs.wrapper(name) is not None:
+            texts += _continued(f"{name} option", words)
+            return texts
+        if name in spec.declarations:
+            texts += [
+                _Text(f"{name} {w.partition('=')[0]}=", w.partition("=")[2]) for w in words if _blank(w)
+            ]
+            return texts
+        if name in spec.program_operands and name not in spec.pattern_operands:
+            # a multi-word argument is not an operand naming a program, and npm exec CMD runs one
+            texts += [_Text(f"{name} argument", word) for word in words if _blank(word)]
+            operands = [word for word in words if not word.startswith("-")]
+            if operands and operands[0] in spec.exec_subcommands.get(name, ()):
+                rest = words[words.index(operands[0]) + 1 :]
+                texts.append(_Text(f"{name} {operands[0]}", " ".join(rest)))
+            return texts
+        if (
+            programs.is_shell(name)
+            or programs.interpreter(name) is not None
+            or name in programs.shell_builtins
+            or name in spec.text_consumers
+            or name in spec.pattern_operands
+            or name in spec.program_operands
+        ):
+            return texts
+        texts += [_Text(f"{name} argument", word) for word in words]
+        texts += _continued(f"{name} argument", words)
+        if stdin is not None and name not in programs.decoders:
+            source = (
+                pipe_output(stdin.producers, programs) if stdin.kind == "pipe" else stdin_output(stdin, None)
+            )
+            if source is not None and source.text is not None:
+                texts.append(_Text(f"{name} stdin", source.text))
+            elif stdin.kind == "pipe" and stdin.producers:
+                piped = _written_words(stdin.producers[-1], programs)
+                if piped is not None:
+                    texts.append(_Text(f"{name} stdin", piped))
+        return texts
+
+    def text_candidates(
+        self,
+        via_name: str,
+        text: str,
+        ctx: Context,
+        scope: Scope,
+        skip_start: bool = False,
+        only_after: str = "",
+    ) -> None:
+        """Analyse the command lines written as literal text in ``text`` as candidates.
+
+        Such a line is a guess at where a command starts and ends, so only the commands it would run
+        are kept: what it leaves unknown (a remote command that does not parse, a computed word) says
+        nothing about the call and is dropped.
+        """
+        for line in command_lines(text, self.programs, skip_start=skip_start, only_after=only_after):
+            if self._text_candidates >= MAX_TEXT_CANDIDATES or self._analysed_already(line):
+                continue
+            self._candidate_texts.add(line)
+            self._text_candidates += 1
+            inner = Context((*ctx.via, Via("argument", via_name)), "shell", candidate=True)
+            opaque, syntax_errors = len(self.facts.opaque), len(self.facts.syntax_errors)
+            self.shell(line, inner, scope)
+            del self.facts.opaque[opaque:], self.facts.syntax_errors[syntax_errors:]
+
+
+def _blank(text: str) -> bool:
+    return any(blank in text for blank in " \t\n")
+
+
+def _continued(via_name: str, words: list[str]) -> list[_Text]:
+    """A value that starts a command line and goes on in the next words (``socat - exec:cmd -x y``,
+    ``ssh -o LocalCommand=cmd arg host``, ``split --filter=cmd -x y``). After an option's own value
+    the line stops at the next long option, which is the program's (``--grep=kill --oneline``)."""
+    texts: list[_Text] = []
+    for index, word in enumerate(words):
+        if index + 1 >= len(words) or not ("=" in word or ":" in word):
+            continue
+        rest = words[index + 1 :]
+        if word.startswith("-"):
+            ends = [i for i, later in enumerate(rest) if later.startswith("--")]
+            rest = rest[: ends[0]] if ends else rest
+        if rest:
+            texts.append(_Text(via_name, " ".join([word, *rest]), only_after="=:"))
+    return texts
+
+
+def _without_text_options(words: list[str], spec: CandidateProgramSpec | None) -> list[str]:
+    """``words`` without the values of the program's text options (``git commit -m MESSAGE``)."""
+    if spec is None or not spec.text_options:
+        return words
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        option, eq, _ = word.partition("=")
+        if option in spec.text_options:
+            skip = not eq
+            continue
+        kept.append(word)
+    return kept
+
+
+def _written_words(produced: Produced | None, programs: Programs) -> str | None:
+    """The words ``echo``/``printf`` write, with any unknown expansion left as its source text."""
+    if produced is None or produced.name not in programs.producers:
+        return None
+    return " ".join(arg.value for arg in produced.args[1:]) or None
 
 
 def _shebang_interpreter(content: str) -> str | None:
@@ -696,32 +881,3 @@ def _url_names(words: list[str], writer: FileWriterSpec) -> list[str]:
         if base and base not in (".", ".."):
             names.append(f"{directory.rstrip('/')}/{base}" if directory else base)
     return names
-
-
-def looks_like_command(text: str) -> bool:
-    """A candidate is kept when it parses cleanly and starts with a word that can name a program."""
-    if len(text) > 4096:
-        return False
-    tree = parse(encode(text))
-    root = tree.root_node
-    if root.has_error:
-        return False
-    statements = [c for c in root.named_children if c.type != "comment"]
-    if not statements:
-        return False
-    node = statements[0]
-    for _ in range(8):
-        if node.type == "command":
-            break
-        body = node.child_by_field_name("body") if node.type == "redirected_statement" else None
-        if body is not None:
-            node = body
-        elif node.type in ("list", "pipeline") and node.named_children:
-            node = node.named_children[0]
-        else:
-            return False
-    name = node.child_by_field_name("name")
-    if name is None or name.text is None:
-        return False
-    word = name.text.decode("utf-8", errors="replace")
-    return bool(_PROGRAM_WORD.match(word))

@@ -132,6 +132,12 @@ class CandidateSpec:
     # programs whose operands name programs without running them (``man kill``, ``pip install vllm``)
     known_programs: frozenset[str] = frozenset()
     program_operands: frozenset[str] = frozenset()
+    # subcommands of such programs that run their operands as a command (``npm exec cmd``)
+    exec_subcommands: dict[str, frozenset[str]] = field(default_factory=dict)
+    # programs whose text operands are patterns matched against running processes (``pkill -f``)
+    pattern_operands: frozenset[str] = frozenset()
+    # builtins that assign NAME=value (``export``): a value is looked at for command lines
+    declarations: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +268,9 @@ def _candidates(data: dict[str, Any]) -> CandidateSpec:
         text_consumers=_set(data, "text_consumers"),
         known_programs=_set(data, "known_programs"),
         program_operands=_set(data, "program_operands"),
+        exec_subcommands={name: frozenset(subs) for name, subs in data.get("exec_subcommands", {}).items()},
+        pattern_operands=_set(data, "pattern_operands"),
+        declarations=_set(data, "declarations"),
     )
 
 
