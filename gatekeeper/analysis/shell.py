@@ -110,9 +110,12 @@ def parse_repaired(src: bytes) -> Tree:
     return _literal_dollars(tree)
 
 
+_DOLLAR_BLANK = re.compile(rb"\$\s")
+
+
 def _literal_dollars(tree: Tree) -> Tree:
     src = tree.root_node.text or b""
-    if b"$" not in src:
+    if _DOLLAR_BLANK.search(src) is None:
         return tree
     positions: list[int] = []
     stack = [tree.root_node]
