@@ -424,6 +424,20 @@ def _depth_exceeds(root: Node, limit: int) -> bool:
     return False
 
 
+def _missing_program(node: Node) -> bool:
+    """``g=$(md5sum f) > f.md5``: assignments and a redirection with no command are valid bash, but
+    tree-sitter-bash expects a command name after the redirection and inserts a missing one."""
+    parent = node.parent
+    command = parent.parent if parent is not None else None
+    return (
+        node.is_missing
+        and parent is not None
+        and parent.type == "command_name"
+        and command is not None
+        and any(c.type == "variable_assignment" for c in command.children)
+    )
+
+
 def is_background_token(node: Node) -> bool:
     return node.type == "&" or (node.type == "ERROR" and any(c.type == "&" for c in node.children))
 
@@ -455,7 +469,7 @@ class Walker:
         stack = [root]
         while stack:
             node = stack.pop()
-            if node.is_missing:
+            if node.is_missing and not _missing_program(node):
                 detail = f"missing {node.type!r} at byte {node.start_byte}"
                 self.runner.report_parse_error(detail, self._text(root), self.ctx)
                 return
@@ -880,7 +894,8 @@ class Walker:
                     assignments.append(assignment)
             elif kind == "command_name":
                 for part in child.named_children:
-                    args.extend(expander.fields(part, program=True))
+                    if not _missing_program(part):
+                        args.extend(expander.fields(part, program=True))
             elif kind.endswith("_redirect"):
                 redirect_nodes.append(child)
             elif node.field_name_for_child(index) == "argument":
