@@ -546,9 +546,11 @@ class Analysis:
         path = absolute(path_arg.value, command.cwd, self.home) if path_arg.known else None
         if path is not None and path in self.written:
             self._exec_written(path, embedded.language, command, ctx, scope)
-        elif is_source:
+        elif is_source and not path_arg.known:
+            # a named file is like bash FILE (its content was looked at when a call wrote it); which
+            # file a computed name sources is not known at all
             self.opaque(
-                "dynamic_eval", f"{command.name} runs a file whose content is not known", command.text, ctx
+                "dynamic_eval", f"{command.name} runs a file whose name is not known", command.text, ctx
             )
 
     def _exec_written(
