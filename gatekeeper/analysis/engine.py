@@ -51,6 +51,8 @@ from gatekeeper.analysis.words import Arg, Output
 MAX_COMMANDS = 5000
 # Command lines found as literal text (:mod:`textscan`) analysed per call; the rest are not.
 MAX_TEXT_CANDIDATES = 64
+# File names under which a program reads its own standard input.
+STDIN_FILES = frozenset({"/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
 # Written files that are read by people, not loaded by programs: command lines in them are not looked for.
 DOCUMENT_SUFFIXES = (".md", ".markdown", ".txt", ".rst", ".adoc", ".log", ".csv", ".tsv", ".html", ".htm")
 _PURE_REFERENCE = re.compile(r"^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$|^\"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?\"$")
@@ -447,7 +449,11 @@ class Analysis:
         elif embedded.source == "stdin":
             self._stdin_code(embedded, command, scope, ctx, env, stdin)
         elif embedded.source == "file" and embedded.code is not None:
-            self._file_code(embedded, command, scope, ctx, env)
+            if embedded.code.known and embedded.code.value in STDIN_FILES:
+                # bash /dev/stdin, source /dev/stdin: the code is what comes in on standard input
+                self._stdin_code(embedded, command, scope, ctx, env, stdin)
+            else:
+                self._file_code(embedded, command, scope, ctx, env)
 
     def _interpreter_code(self, language: str, code: Arg, ctx: Context, command: Command) -> None:
         if not code.known:
@@ -543,15 +549,10 @@ class Analysis:
             shell_scope = scope if is_source else scope.child(env)
             self._payload(path_arg.origin, embedded, command, shell_scope, ctx, env, unknown)
             return
+        # source FILE is like bash FILE: the content of a file is looked at when a call writes it
         path = absolute(path_arg.value, command.cwd, self.home) if path_arg.known else None
         if path is not None and path in self.written:
             self._exec_written(path, embedded.language, command, ctx, scope)
-        elif is_source and not path_arg.known:
-            # a named file is like bash FILE (its content was looked at when a call wrote it); which
-            # file a computed name sources is not known at all
-            self.opaque(
-                "dynamic_eval", f"{command.name} runs a file whose name is not known", command.text, ctx
-            )
 
     def _exec_written(
         self, program: str, language: str, command: Command, ctx: Context, scope: Scope
