@@ -1,8 +1,9 @@
 """The decision routes straight to their handlers, past FastAPI's router.
 
-A cached decision costs less CPU than the framework's way to it: matching the request against every
-route, building the endpoint's dependency context and wrapping it in exception middleware took about
-half of the server's CPU per decision under load (py-spy, ``benchmarks/load.py --workload repeat``).
+For a cached decision the framework's way to the handler was the larger part of the work: matching
+the request against every route, building the endpoint's dependency context and wrapping it in
+exception middleware took about 40% of the server's CPU per decision under load (1.8 → 1.1 ms with
+``benchmarks/load.py --workload repeat``).
 ``POST /v1/decide`` and ``POST /v1/data/gatekeeper/decision`` are what agents call on every tool call,
 so this layer sends exactly those two (method and path) to the same handler methods the router would
 call, with the same ``{code, message}`` error answers; every other request goes through FastAPI.

@@ -113,7 +113,7 @@ class ApiContext:
         """Run blocking deciding work (engine, fsync'd audit) on the service's deciding threads.
 
         The event loop's own executor hand-off: anyio's ``to_thread`` (limiter, cancel scope, task
-        bookkeeping) cost about a fifth of the CPU of a cached decision under load.
+        bookkeeping) took about a fifth of the interpreter's time per cached decision (py-spy).
         """
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.service.decide_threads, functools.partial(function, *args))
