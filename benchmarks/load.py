@@ -222,8 +222,9 @@ def record(outcome: Outcome, number: int, status: int, payload: bytes) -> None:
 def process_tree_cpu_s(pid: int) -> float | None:
     """User + system CPU seconds of ``pid`` and its live children (workers), from /proc; None elsewhere.
 
-    CPU per decision is steadier than throughput on a shared machine: it does not count the time the
-    server waited for a core another job held.
+    CPU per decision leaves out the time the server waited for a core another job held, so it helps
+    compare runs on a shared machine; it still varies with load (idle cores let more deciding threads
+    run at once, which costs CPU in lock hand-offs), so compare runs made under similar load.
     """
     try:
         ticks = os.sysconf("SC_CLK_TCK")
