@@ -21,7 +21,7 @@ from gatekeeper.analysis.candidates import find_candidates
 from gatekeeper.analysis.facts import ApiCall, Command, Facts, Opaque, Via
 from gatekeeper.analysis.nesting import Embedded, embedded_code
 from gatekeeper.analysis.paths import absolute, operand_paths
-from gatekeeper.analysis.payloads import command_output, encode, pipe_output, stdin_output
+from gatekeeper.analysis.payloads import command_output, encode, pipe_output, stdin_data
 from gatekeeper.analysis.programs import (
     CandidateProgramSpec,
     FileWriterSpec,
@@ -495,9 +495,7 @@ class Analysis:
             if path is not None and path in self.written:
                 self._exec_written(path, embedded.language, command, ctx, scope)
             return
-        output = (
-            pipe_output(stdin.producers, self.programs) if stdin.kind == "pipe" else stdin_output(stdin, None)
-        )
+        output = stdin_data(stdin, self.programs)
         if output is None:
             return
         self._payload(output, embedded, command, scope, ctx, env, unknown_reason)
@@ -666,11 +664,7 @@ class Analysis:
             targets = _url_names(words, writer)
         piped_content: str | None = None
         if writer.operands == "all" and stdin is not None:
-            source = (
-                pipe_output(stdin.producers, self.programs)
-                if stdin.kind == "pipe"
-                else stdin_output(stdin, None)
-            )
+            source = stdin_data(stdin, self.programs)
             piped_content = source.text if source is not None else None
         for target in targets:
             path = absolute(target, command.cwd, self.home)
@@ -756,9 +750,7 @@ class Analysis:
         texts += [_Text(f"{name} argument", word) for word in words]
         texts += _continued(f"{name} argument", words)
         if stdin is not None and name not in programs.decoders:
-            source = (
-                pipe_output(stdin.producers, programs) if stdin.kind == "pipe" else stdin_output(stdin, None)
-            )
+            source = stdin_data(stdin, programs)
             if source is not None and source.text is not None:
                 texts.append(_Text(f"{name} stdin", source.text))
             elif stdin.kind == "pipe" and stdin.producers:

@@ -52,6 +52,13 @@ def stdin_output(stdin: Stdin | None, piped: Output | None) -> Output | None:
     return piped
 
 
+def stdin_data(stdin: Stdin, programs: Programs) -> Output | None:
+    """What a command reads on standard input: the pipe's data, or what the command line gives it."""
+    if stdin.kind == "pipe":
+        return pipe_output(stdin.producers, programs)
+    return stdin_output(stdin, None)
+
+
 def _remote(arg: Arg) -> str | None:
     if arg.origin is not None and arg.origin.remote is not None:
         return arg.origin.remote
