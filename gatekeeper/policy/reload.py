@@ -258,7 +258,12 @@ class PolicyWatcher:
         previous = reloader.revision
         try:
             revision = reloader.reload()
-        except GatekeeperError as error:
+        except Exception as caught:  # noqa: BLE001 - a watcher thread must survive any reload failure
+            error = (
+                caught
+                if isinstance(caught, GatekeeperError)
+                else PolicyLoadError(f"reload failed: {type(caught).__name__}: {caught}")
+            )
             _log.error(
                 "policy_reload_failed",
                 engine=reloader.name,
@@ -267,16 +272,6 @@ class PolicyWatcher:
                 active_revision=reloader.revision,
             )
             return ReloadResult(reloader.name, reloader.revision, previous, error)
-        except Exception as error:  # noqa: BLE001 - a watcher thread must survive any reload failure
-            wrapped = PolicyLoadError(f"reload failed: {type(error).__name__}: {error}")
-            _log.error(
-                "policy_reload_failed",
-                engine=reloader.name,
-                code=wrapped.code.value,
-                error=wrapped.message,
-                active_revision=reloader.revision,
-            )
-            return ReloadResult(reloader.name, reloader.revision, previous, wrapped)
         if revision != previous:
             _log.info("policy_reloaded", engine=reloader.name, revision=revision, previous=previous)
         return ReloadResult(reloader.name, revision, previous)
