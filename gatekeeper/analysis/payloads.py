@@ -83,7 +83,10 @@ def command_output(produced: Produced | None, piped: Output | None, programs: Pr
         printed = echo_output(words) if producer == "echo" else printf_output(words)
         if printed is None:
             return Output(problem=f"{name} arguments are not understood")
-        return Output(encode(printed), [name])
+        if spelled_out(printed, words):
+            return Output(encode(printed), [name])
+        # Escapes or format directives built words that the command line does not show.
+        return Output(encode(printed), [name, f"{name} escapes"])
     decoder = programs.decoders.get(name)
     if decoder is None:
         return Output(problem=f"output of {name} is not known")
@@ -101,6 +104,16 @@ def command_output(produced: Produced | None, piped: Output | None, programs: Pr
             steps=[*source.steps, name], undecodable=True, problem=f"{name} could not decode its input"
         )
     return Output(data, [*source.steps, name])
+
+
+def spelled_out(printed: str, words: list[str]) -> bool:
+    """Whether every word ``printed`` holds is written out in ``words``.
+
+    ``printf 'ls\\n'`` and ``printf '%s\\n' ls`` only lay out words the command line shows;
+    ``printf '\\x6b\\x69\\x6c\\x6c'`` and ``printf 'k%sll' i`` make up a word that is nowhere in it.
+    """
+    source = " ".join(words)
+    return all(token in source for token in printed.split())
 
 
 def _has_option(words: list[str], options: frozenset[str]) -> bool:

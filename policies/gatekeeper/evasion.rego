@@ -9,8 +9,10 @@
 #   `eval "$X"`, a program named by a variable or a glob, a file written then executed). Sourcing a
 #   virtualenv's activate script (data.gatekeeper.evasion.trusted_sources) is routine and exempt.
 # - evasion.decoded_payload (ask): commands decoded from data and piped to a shell
-#   (`echo <b64> | base64 -d | sh`), and python exec() of decoded code. When the decoded command
-#   is itself dangerous its family's rule denies as well.
+#   (`echo <b64> | base64 -d | sh`, `printf '\x6b\x69\x6c\x6c 1' | sh`), and python exec() of
+#   decoded code. When the decoded command is itself dangerous its family's rule denies as well.
+#   Text piped as written (`echo 'ls -la' | sh`, a heredoc through cat;
+#   data.gatekeeper.evasion.plain_payload_steps) hides nothing: only the families judge it.
 # - evasion.embedded_command (ask): a family's finding on a candidate, a command line inside an
 #   argument of a program that may run it (`vim -c ':!pkill x'`). The violation keeps the
 #   finding's family: obfuscation does not change what the command would do.
@@ -113,8 +115,10 @@ error_text(e) := lib.short(e) if {
 
 violations contains lib.violation("evasion.decoded_payload", message) if {
 	some c in lib.effective_commands
-	lib.has_via(c, "payload")
-	decoders := concat(" | ", lib.via_names(c, "payload"))
+	steps := lib.via_names(c, "payload")
+	some step in steps
+	not step in data.gatekeeper.evasion.plain_payload_steps
+	decoders := concat(" | ", steps)
 	message := concat("", ["a shell runs a command decoded by ", decoders, ": ", lib.short(c.text)])
 }
 

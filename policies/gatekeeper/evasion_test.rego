@@ -122,6 +122,21 @@ test_chained_decoders_are_all_named if {
 	t.reported(violations_of(t.shell([k])), "evasion.decoded_payload", "ask", "decoded by base64 | gunzip: pkill -f agent")
 }
 
+test_text_piped_as_written_is_left_to_the_families if {
+	ls := t.via(t.cmd(["ls", "-la"]), "payload", "echo")
+	count(violations_of(t.shell([t.cmd(["echo", "ls -la"]), t.cmd(["sh"]), ls]))) == 0
+}
+
+test_printf_escapes_that_spell_a_command_are_asked if {
+	k := t.via(t.via(t.cmd(["ls", "1"]), "payload", "printf"), "payload", "printf escapes")
+	t.reported(violations_of(t.shell([k])), "evasion.decoded_payload", "ask", "decoded by printf | printf escapes: ls 1")
+}
+
+test_a_plain_producer_before_a_decoder_is_still_asked if {
+	ls := t.via(t.via(t.cmd(["ls"]), "payload", "cat"), "payload", "base64")
+	t.reported(violations_of(t.shell([ls])), "evasion.decoded_payload", "ask", "decoded by cat | base64: ls")
+}
+
 test_a_payload_inside_a_candidate_is_not_a_decoded_payload if {
 	k := t.candidate(t.via(t.cmd(["ls"]), "payload", "base64"), "vim -c")
 	count(violations_of(t.shell([k]))) == 0
