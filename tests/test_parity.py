@@ -32,10 +32,11 @@ import pytest
 from gatekeeper.config import Config
 from gatekeeper.core import Gatekeeper
 from gatekeeper.lab.corpora import load_corpus
-from gatekeeper.models import Decision
+from gatekeeper.models import Decision, ToolCall
 from gatekeeper.policy.embedded import EmbeddedEngine
 from gatekeeper.policy.loader import default_policy_dir, load_policy_source
 from gatekeeper.policy.opa_server import OpaServerEngine
+from gatekeeper.server.sessions import history_entry
 
 pytestmark = pytest.mark.opa
 
@@ -254,3 +255,52 @@ def test_engines_agree_on_corpus_case(case, decided):
 @pytest.mark.parametrize("case", TRACE, ids=[case.id for case in TRACE])
 def test_engines_agree_on_paper_trace_step(case, decided):
     assert_same(case, decided)
+
+
+# --- sessions ------------------------------------------------------------------------------
+# The embedded engine hands a session's history over as JSON text (gatekeeper/policy/embedded.py),
+# OPA as an object: the policies must read both alike.
+
+
+def decide_as_one_session(engine: Any, calls: list[dict[str, Any]], agent_home: str) -> list[Decision]:
+    """``calls`` decided in order, each with the history of the ones before, as the service does."""
+    config = Config(home=HOME, agent_home=agent_home, decision_cache_size=0)
+    gatekeeper = Gatekeeper(config, engine=engine)
+    history: list[dict[str, Any]] = []
+    decisions = []
+    for call in calls:
+        decision, facts = gatekeeper.decide_with_facts(call, session={"id": "s1", "history": history})
+        history = [*history, history_entry(ToolCall.parse(call), decision, facts)]
+        decisions.append(decision)
+    return decisions
+
+
+def assert_same_session(calls: list[dict[str, Any]], agent_home: str, opa_server: Any) -> list[Decision]:
+    embedded = decide_as_one_session(EmbeddedEngine(default_policy_dir()), calls, agent_home)
+    opa = decide_as_one_session(OpaServerEngine(opa_server.url, timeout_s=30.0), calls, agent_home)
+    for call, mine, theirs in zip(calls, embedded, opa, strict=True):
+        answers = f"  embedded: {summary(mine)}\n  opa:      {summary(theirs)}"
+        assert comparable(mine) == comparable(theirs), f"the engines disagree on {call['id']}\n{answers}"
+        assert sorted(v.model_dump_json() for v in mine.violations) == sorted(
+            v.model_dump_json() for v in theirs.violations
+        ), f"different violations for {call['id']}"
+    return embedded
+
+
+@pytest.mark.skipif(not TRACE, reason=f"the paper trace is not at {TRACE_FILE}")
+def test_engines_agree_on_the_paper_trace_as_one_session(opa_server):
+    decisions = assert_same_session([case.call for case in TRACE], AGENT_HOME, opa_server)
+    assert len(decisions) == len(TRACE)
+
+
+def test_engines_agree_on_a_launch_from_a_copy_made_earlier_in_the_session(opa_server):
+    # Quotes, a backslash and a non-ASCII letter in the path: the history survives as JSON text.
+    copy = '/tmp/we"i\\rd é'
+    calls = [
+        {"id": "copy", "tool": "shell", "arguments": {"command": f"cp -r {AGENT_HOME} '{copy}'"}},
+        {"id": "launch", "tool": "shell", "arguments": {"command": f"python3 '{copy}/main.py'"}},
+    ]
+    _, launch = assert_same_session(calls, AGENT_HOME, opa_server)
+    [violation] = [v for v in launch.violations if "earlier call of this session" in v.message]
+    assert violation.rule.startswith("replication.")
+    assert f"runs code from {copy}," in violation.message

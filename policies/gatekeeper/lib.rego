@@ -28,8 +28,14 @@ context := x if {
 	is_object(x)
 } else := {}
 
+# The embedded engine hands a session over as JSON text: rego-cpp reads a long input term by
+# term in time that grows faster than its size, json.unmarshal reads it in linear time.
 session := x if {
 	x := input.session
+	is_object(x)
+} else := x if {
+	is_string(input.session)
+	x := json.unmarshal(input.session)
 	is_object(x)
 } else := {}
 

@@ -65,6 +65,19 @@ test_history_commands_are_read_from_the_session if {
 	count(cmds) == 3
 }
 
+test_a_session_given_as_json_text_is_read_as_the_object if {
+	inp := t.shell_after([], [[t.cmd(["ls"])], [t.cmd(["cp", "a", "b"]), t.cmd(["pwd"])]])
+	as_text := object.union(inp, {"session": json.marshal(inp.session)})
+	cmds := lib.history_commands with input as as_text
+	[c.name | some c in cmds] == ["ls", "cp", "pwd"]
+}
+
+test_a_session_that_is_neither_an_object_nor_json_text_is_empty if {
+	lib.session == {} with input as object.union(t.shell([]), {"session": "not json"})
+	lib.session == {} with input as object.union(t.shell([]), {"session": "[1, 2]"})
+	lib.session == {} with input as object.union(t.shell([]), {"session": 7})
+}
+
 # --- argv -----------------------------------------------------------------------------------
 
 test_positionals_skip_options_and_keep_everything_after_double_dash if {
