@@ -23,6 +23,10 @@ from gatekeeper.policy.cache import DecisionCache
 from gatekeeper.policy.engine import PolicyEngine, decision_from_result, fail_closed, new_decision_id
 from gatekeeper.policy.loader import ENTRYPOINT
 
+# Where the audit record names earlier calls instead of repeating them (an OPA decision-log
+# `masked` path).
+MASKED_HISTORY = "/input/session/history"
+
 
 def build_engine(config: Config) -> PolicyEngine:
     """The engine ``config`` names; raises PolicyLoadError / EngineError when it cannot start."""
@@ -170,7 +174,7 @@ class Gatekeeper:
             "decision_id": decision.decision_id,
             "timestamp": utc_timestamp(),
             "path": ENTRYPOINT,
-            "input": document,
+            "input": audited_input(document),
             "result": result if isinstance(result, dict) else None,
             "labels": {
                 "app": "gatekeeper",
@@ -188,6 +192,8 @@ class Gatekeeper:
             "mode": decision.mode.value,
             "error": decision.error.model_dump() if decision.error else None,
         }
+        if fields["input"] is not document:
+            fields["masked"] = [MASKED_HISTORY]
         assert self.audit is not None  # noqa: S101 - checked by the caller
         try:
             self.audit.append(fields)
@@ -212,6 +218,28 @@ class Gatekeeper:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def audited_input(document: dict[str, Any]) -> dict[str, Any]:
+    """The input as the audit log records it: a session's history as the decision ids of its calls.
+
+    Each history entry is derived from an earlier record of the same log (its call, facts and
+    decision), so repeating up to ``max_history`` of them in every record would only multiply the
+    log's size and the cost of hashing it. An entry without a decision id is kept whole.
+    """
+    session = document.get("session")
+    if not isinstance(session, dict):
+        return document
+    history = session.get("history")
+    if not isinstance(history, list) or not history:
+        return document
+    ids = [_decision_id(entry) or entry for entry in history]
+    return {**document, "session": {**session, "history": ids}}
+
+
+def _decision_id(entry: Any) -> str | None:
+    value = entry.get("decision_id") if isinstance(entry, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _raw_call(call: ToolCall | Mapping[str, Any]) -> Any:

@@ -27,6 +27,21 @@ def test_a_later_call_sees_the_earlier_calls_of_its_session(served):
     assert isinstance(earlier["commands"], list)
 
 
+def test_the_audit_record_names_the_earlier_calls_by_decision_id(served):
+    agent = served.agent
+    first = agent.post("/v1/decide", json=shell("cp -r ~/agent /tmp/copy", id="c1", session_id="s1")).json()
+    second = agent.post("/v1/decide", json=shell("ls /tmp/copy", id="c2", session_id="s1")).json()
+    records = {r["decision_id"]: r for r in served.audit_records() if r.get("msg") == "decision_made"}
+    # The policies saw the whole entry; the record keeps its decision id, which names an earlier record.
+    assert served.engine.documents[-1]["session"]["history"][0]["commands"]
+    later = records[second["decision_id"]]
+    assert later["input"]["session"] == {"id": "s1", "history": [first["decision_id"]]}
+    assert later["masked"] == ["/input/session/history"]
+    earlier = records[first["decision_id"]]
+    assert earlier["input"]["call"]["arguments"]["command"] == "cp -r ~/agent /tmp/copy"
+    assert "masked" not in earlier
+
+
 def test_a_call_without_a_session_gets_an_empty_session(served):
     served.agent.post("/v1/decide", json=shell("ls"))
     assert served.engine.documents[-1]["session"] == {}
