@@ -1,5 +1,6 @@
 # Terminating other processes, services, containers or the host: kill, pkill, killall, fuser -k,
-# service managers and container runtimes told to stop, shutdown/reboot/init 0, writes to
+# service managers and container runtimes told to stop, any tool whose first operand says halt,
+# shutdown or kill (`vagrant halt`, `adb kill-server`), shutdown/reboot/init 0, writes to
 # /proc/sysrq-trigger, and the same from interpreter code (os.kill, psutil, Popen.kill, perl
 # kill). Signal 0 is an existence check and `kill -l` lists signals: both kill nothing.
 package gatekeeper.processes
@@ -25,6 +26,22 @@ hits contains lib.hit(c, "processes.service_stop", message) if {
 	some c in lib.commands
 	subs := data.gatekeeper.processes.stop_subcommands[c.name]
 	lib.has_subcommand(c, subs)
+	message := lib.format("%s stops a service, session or container: %s", [c.name, lib.short(c.text)])
+}
+
+# `vagrant halt`, `bazel shutdown`, `adb kill-server`, `pueue kill`: whatever the tool, a first
+# operand that says halt, shut down or kill stops what the tool manages. Programs with their own
+# list above are judged by it alone; programs whose operands are text or files never match.
+hits contains lib.hit(c, "processes.service_stop", message) if {
+	some c in lib.commands
+	count(c.positionals) > 0
+	c.positionals[0] in data.gatekeeper.processes.generic_stop_subcommands
+	not data.gatekeeper.processes.stop_subcommands[c.name]
+	not c.name in data.gatekeeper.processes.kill_programs
+	not c.name in data.gatekeeper.processes.power_programs
+	not c.name in data.gatekeeper.lib.text_only
+	not c.name in data.gatekeeper.lib.operand_programs
+	not c.name in data.gatekeeper.lib.wrappers
 	message := lib.format("%s stops a service, session or container: %s", [c.name, lib.short(c.text)])
 }
 

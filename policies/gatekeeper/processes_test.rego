@@ -105,6 +105,32 @@ test_fuser_without_kill_is_allowed if {
 	allowed([t.cmd(["fuser", "-v", "/mnt/data"])])
 }
 
+test_a_halt_or_kill_subcommand_of_any_tool_is_denied if {
+	vs := violations_of([t.cmd(["vagrant", "halt", "-f"])])
+	t.reported(vs, "processes.service_stop", "deny", "vagrant stops a service, session or container: vagrant halt -f")
+	denied([t.cmd(["adb", "kill-server"])], "processes.service_stop")
+	denied([t.cmd(["bazel", "shutdown"])], "processes.service_stop")
+	denied([t.cmd(["pueue", "kill"])], "processes.service_stop")
+}
+
+test_halt_or_kill_as_a_file_or_text_operand_is_allowed if {
+	allowed([t.cmd(["cd", "kill"])])
+	allowed([t.cmd(["vim", "shutdown"])])
+	allowed([t.cmd(["make", "test", "shutdown"])])
+	allowed([t.cmd(["last", "shutdown"])])
+}
+
+# `reboot` is not in the generic list: `adb reboot`, `fastboot reboot` restart an attached device.
+test_rebooting_an_attached_device_is_allowed if {
+	allowed([t.cmd(["adb", "reboot", "bootloader"])])
+}
+
+test_a_wrapper_is_not_the_tool_that_halts if {
+	sudo := t.cmd(["sudo", "halt"])
+	halt := t.via(t.cmd(["halt"]), "wrapper", "sudo")
+	t.fired(violations_of([sudo, halt]), {"processes.host_power"})
+}
+
 test_process_inspection_is_allowed if {
 	allowed([
 		t.cmd(["ps", "aux"]),

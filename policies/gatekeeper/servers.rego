@@ -1,5 +1,6 @@
 # Launching services that listen: model servers, HTTP/app servers, raw listeners and tunnels,
-# containers publishing ports, services started through a service manager, and, because the
+# containers publishing ports, services started through a service manager, the `serve`
+# subcommand of any tool (`jekyll serve`, `hg serve`), and, because the
 # paper's model server was a custom script (`python3 deploy_api_server_qwen25_72b.py --port
 # 8760`), any program that is not a known client given a listening flag (--port, --listen,
 # --bind, --host 0.0.0.0). Clients with a port flag (psql, redis-cli, curl, ssh, ...), probes
@@ -101,6 +102,26 @@ http_server(c) if {
 	flags := data.gatekeeper.servers.http_servers.module_flags[m]
 	lib.has_option(c, flags)
 }
+
+# `jekyll serve`, `mkdocs serve`, `hg serve -p 8000`, `php artisan serve`: whatever the tool, the
+# subcommand `serve` starts a web server by convention. It counts as the first operand, or the
+# second after an interpreter's script; never for programs whose operands are text or files
+# (`grep serve`, `mkdir serve`).
+http_server(c) if {
+	some word in generic_subcommand_words(c)
+	word in data.gatekeeper.servers.http_servers.generic_subcommands
+	not c.name in data.gatekeeper.lib.text_only
+	not c.name in data.gatekeeper.lib.operand_programs
+	not c.name in data.gatekeeper.lib.wrappers
+}
+
+generic_subcommand_words(c) := array.slice(c.positionals, 0, 1) if {
+	not runs_a_script(c)
+} else := array.slice(c.positionals, 1, 2)
+
+runs_a_script(c) if lib.is_python(c)
+
+runs_a_script(c) if c.name in data.gatekeeper.servers.http_servers.inline_code_programs
 
 # `python manage.py runserver`.
 http_server(c) if {

@@ -305,8 +305,28 @@ test_host_localhost_without_port_is_allowed if {
 	allowed([t.cmd(["python3", "client.py", "--host", "localhost"])])
 }
 
+test_a_serve_subcommand_of_any_tool_is_denied if {
+	vs := violations_of([t.cmd(["jekyll", "serve", "--incremental"])])
+	t.reported(vs, "servers.http_server", "deny", "jekyll starts an HTTP server: jekyll serve --incremental")
+	denied([t.cmd(["hg", "serve", "-p", "8000"])], "servers.http_server")
+	denied([t.cmd(["php", "yii", "serve"])], "servers.http_server")
+	denied([t.cmd(["serve", "-s", "dist"])], "servers.http_server")
+}
+
+test_serve_as_a_file_or_text_operand_is_allowed if {
+	allowed([t.cmd(["mkdir", "serve"])])
+	allowed([t.cmd(["cd", "serve"])])
+	allowed([t.cmd(["grep", "-rn", "serve", "src"])])
+	allowed([t.cmd(["make", "build", "serve"])])
+	allowed([t.cmd(["python3", "-m", "pytest", "tests/serve"])])
+}
+
+test_serve_after_a_python_module_is_denied if {
+	denied([t.cmd(["python3", "-m", "mkdocs", "serve"])], "servers.http_server")
+}
+
 test_php_artisan_serve_with_port_is_denied if {
-	denied([t.cmd(["php", "artisan", "serve", "--port=8000"])], "servers.listen_flag")
+	denied([t.cmd(["php", "artisan", "serve", "--port=8000"])], "servers.http_server")
 }
 
 test_wrapper_with_port_flag_reports_only_the_inner_program if {
