@@ -903,6 +903,7 @@ class Walker:
             elif kind == "comment":
                 continue
         args.extend(self._dropped_words(node, extra_redirects))
+        args.extend(self._redirect_operands(redirect_nodes + extra_redirects, expander))
         redirects, stdin = self._redirections(redirect_nodes + extra_redirects, scope, ex)
         if not args:
             for name, value in assignments:
@@ -924,6 +925,25 @@ class Walker:
             program = program_name(args[0].value) if args[0].known else None
             produced.append(Produced(program, args, command.stdin))
         self.runner.run_simple(command, scope, self.ctx)
+
+    @staticmethod
+    def _redirect_operands(redirects: list[Node], expander: WordExpander) -> list[Arg]:
+        """Words after a redirection's target, which bash gives the command as arguments.
+
+        ``nc < f -l -p 80`` runs ``nc -l -p 80`` and ``cp <<EOF -r a b`` runs ``cp -r a b``, but
+        tree-sitter-bash files the words under the redirection (more ``destination`` fields of a
+        ``file_redirect``, ``argument`` fields of a ``heredoc_redirect``)."""
+        words: list[Arg] = []
+        for redirect in redirects:
+            if redirect.type == "file_redirect":
+                operands = redirect.children_by_field_name("destination")[1:]
+            elif redirect.type == "heredoc_redirect":
+                operands = redirect.children_by_field_name("argument")
+            else:
+                continue
+            for operand in operands:
+                words.extend(expander.fields(operand))
+        return words
 
     def _dropped_words(self, node: Node, redirects: list[Node]) -> list[Arg]:
         """Words tree-sitter-bash leaves out of the tree without an error: in ``python3 - <<EOF`` and
