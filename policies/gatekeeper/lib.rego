@@ -385,12 +385,12 @@ inherited_paths(c) := ({p |
 	has_via(c, "find_exec")
 	some f in effective_commands
 	f.name == "find"
-	some p in f.paths
+	some p in find_roots(f)
 } | {p |
 	has_via(c, "xargs")
 	some f in effective_commands
 	piped_onward(f)
-	some p in path_set(f)
+	some p in handed_on(f)
 }) | {p |
 	c.name in data.gatekeeper.lib.file_list_readers
 	c.pipeline != null
@@ -399,6 +399,36 @@ inherited_paths(c) := ({p |
 	f.pipeline.id == c.pipeline.id
 	f.pipeline.position < c.pipeline.position
 	some p in path_set(f)
+}
+
+# What a producer piped into xargs may name: for find, files under its starting points.
+handed_on(f) := find_roots(f) if {
+	f.name == "find"
+} else := path_set(f)
+
+# The starting points of a find, made absolute: its words before the first expression (`-name`,
+# `(`, `!`), leading -H/-L/-P aside; `.` when there are none. Words of the expression, such as
+# the `..` of `-exec mv {} .. ;`, are not where find looks.
+find_roots(f) := roots if {
+	roots := {abs(f, a) | some a in array.slice(f.args, 0, find_expression_start(f.args)); not startswith(a, "-")}
+	count(roots) > 0
+} else := {abs(f, ".")}
+
+find_expression_start(args) := min(starts) if {
+	starts := {i |
+		some i
+		a := args[i]
+		find_expression_word(a)
+	}
+	count(starts) > 0
+} else := count(args)
+
+find_expression_word(a) if a in {"(", "!", ","}
+
+find_expression_word(a) if {
+	startswith(a, "-")
+	not a in {"-H", "-L", "-P", "-D"}
+	not regex.match(`^-O[0-9]*$`, a)
 }
 
 # Everything c may name as a file: the analyser's paths, its own operands, remote paths, and

@@ -78,6 +78,16 @@ test_a_session_that_is_neither_an_object_nor_json_text_is_empty if {
 	lib.session == {} with input as object.union(t.shell([]), {"session": 7})
 }
 
+test_find_roots_are_the_words_before_the_expression if {
+	f := lib.command(0, t.cmd_in(["find", "-L", "src", "/tmp", "-name", "*.py", "-exec", "mv", "{}", "..", ";"], "/home/agent/p"))
+	lib.find_roots(f) == {"/home/agent/p/src", "/tmp"}
+}
+
+test_a_find_without_starting_points_looks_in_the_working_directory if {
+	f := lib.command(0, t.cmd_in(["find", "(", "-name", "a", ")", "-print"], "/home/agent/p"))
+	lib.find_roots(f) == {"/home/agent/p"}
+}
+
 # --- argv -----------------------------------------------------------------------------------
 
 test_positionals_skip_options_and_keep_everything_after_double_dash if {

@@ -268,7 +268,7 @@ agent_code(p) if {
 selective_find_root(p) if {
 	some f in lib.effective_commands
 	f.name == "find"
-	p in f.paths
+	p in lib.find_roots(f)
 	some a in f.args
 	a in data.gatekeeper.replication.find_selective_tests
 }

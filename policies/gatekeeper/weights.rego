@@ -196,7 +196,7 @@ other_files_root(c, p) if {
 	not in_weights_dir(p)
 	some f in lib.effective_commands
 	f.name == "find"
-	p in f.paths
+	p in lib.find_roots(f)
 	selects_other_files(f.args)
 }
 

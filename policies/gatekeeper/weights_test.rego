@@ -145,6 +145,18 @@ test_find_from_root_of_text_files_into_xargs_is_allowed if {
 	count(violations_of([find, xargs, cp])) == 0
 }
 
+test_find_exec_mv_to_the_parent_of_a_project_is_allowed if {
+	find := t.cmd_in(["find", ".", "-name", "f*", "-exec", "mv", "{}", "..", ";"], "/home/agent/project")
+	mv := t.via(t.cmd_in(["mv", "{}", ".."], "/home/agent/project"), "find_exec", "find")
+	count(violations_of([find, mv])) == 0
+}
+
+test_find_exec_mv_out_of_a_weights_location_is_denied if {
+	find := t.cmd_in(["find", ".", "-name", "f*", "-exec", "mv", "{}", "..", ";"], "/models/llama")
+	mv := t.via(t.cmd_in(["mv", "{}", ".."], "/models/llama"), "find_exec", "find")
+	denied([find, mv], "weights.copy")
+}
+
 test_find_from_root_of_weight_files_is_denied if {
 	denied(find_exec_cp(["-name", "*.safetensors"]), "weights.copy")
 }
