@@ -417,7 +417,7 @@ find_roots(f) := roots if {
 find_expression_start(args) := min(starts) if {
 	starts := {i |
 		some i
-		a := args[i]
+		a := args[i] # bound outside the call: rego-cpp does not enumerate i inside one
 		find_expression_word(a)
 	}
 	count(starts) > 0
@@ -608,9 +608,10 @@ abs_from(c, base, s) := abs(c, s) if {
 
 # Where an archiver writes the archive: tar's -f value (`-` is standard output), zip's and 7z's
 # archive operand; none for archivers writing to standard output.
-archive_outputs(c) := ({abs_or_dash(c, c.args[i]) |
+archive_outputs(c) := ({abs_or_dash(c, value) |
 	c.name in data.gatekeeper.lib.tar_programs
 	some i
+	value := c.args[i] # bound outside the call: rego-cpp does not enumerate i inside one
 	tar_file_value(c.args, i)
 } | {abs_or_dash(c, v) |
 	c.name in data.gatekeeper.lib.tar_programs

@@ -408,7 +408,8 @@ transfer_operands(c) := array.slice(c.positionals, i + 1, count(c.positionals)) 
 download_destination(ops, i) if {
 	i == count(ops) - 1
 	some j
-	lib.is_remote_spec(ops[j])
+	op := ops[j] # bound outside the call: rego-cpp does not enumerate j inside one
+	lib.is_remote_spec(op)
 	j < i
 }
 
