@@ -98,6 +98,38 @@ test_subcommands_are_the_first_three_operands if {
 	lib.subcommands({"positionals": ["compose", "down", "x", "y"]}) == ["compose", "down", "x"]
 }
 
+# The spellings option_names stands for, written out rule by rule.
+spelled(a, f) if a == f
+
+spelled(a, f) if {
+	startswith(f, "--")
+	startswith(a, concat("", [f, "="]))
+}
+
+spelled(a, f) if {
+	count(f) == 2
+	startswith(f, "-")
+	f != "--"
+	startswith(a, f)
+	not startswith(a, "--")
+	count(a) > 2
+}
+
+spelling(a, f) if {
+	spelled(a, f)
+} else := false
+
+test_option_names_are_exactly_the_spellings if {
+	args := ["-p", "-p8080", "-lvnp", "--port", "--port=80", "--port-range=1", "--=x", "--", "-", "x", "-pé", "--a=b=c"]
+	flags := ["-p", "-l", "-v", "--port", "--port-range", "--", "-", "x", "--a", "--a=b"]
+	every a in args {
+		every f in flags {
+			named := f in lib.option_names(a)
+			spelling(a, f) == named
+		}
+	}
+}
+
 test_has_option_matches_the_usual_spellings if {
 	lib.has_option({"args": ["-T", "f"]}, ["-T"])
 	lib.has_option({"args": ["-Tf"]}, ["-T"])

@@ -48,8 +48,8 @@ hits contains lib.hit(c, "servers.service_start", message) if {
 # The generic sign of a server: a listening flag on a program that is not a known client.
 hits contains lib.hit(c, "servers.listen_flag", message) if {
 	some c in lib.commands
-	may_listen(c)
 	some flag in listening_flags(c)
+	may_listen(c) # costly (every known-server test), so only for a command with a flag
 	message := lib.format("%s is given the listening flag %s: %s", [c.name, flag, lib.short(c.text)])
 }
 
@@ -233,11 +233,14 @@ may_listen(c) if {
 
 listening_flags(c) := {f |
 	some a in c.args
-	some f in data.gatekeeper.servers.listen_flags
-	lib.option_matches(a, f)
+	some f in lib.option_names(a)
+	f in data.gatekeeper.servers.listen_flags
 } | {concat(" ", [f, v]) |
-	some f in data.gatekeeper.servers.host_flags
-	some v in lib.option_values(c, [f])
+	some i
+	a := c.args[i]
+	some f in lib.option_names(a)
+	f in data.gatekeeper.servers.host_flags
+	v := lib.option_value(c.args, i, a, f)
 	public_host(v)
 }
 
