@@ -52,6 +52,7 @@ class Gatekeeper:
         *,
         engine: PolicyEngine | None = None,
         audit: AuditLog | None = None,
+        remote_cache_max_age_s: float = 0.0,
     ) -> None:
         self.config = config or Config()
         self.engine = engine if engine is not None else build_engine(self.config)
@@ -59,9 +60,11 @@ class Gatekeeper:
         self.instance_id = str(uuid.uuid4())
         self._analysis_options = AnalysisOptions(home=self.config.effective_home())
         self._context = self._build_context()
-        # The embedded engine is cached; OPA only when a front end opts in (see policy/cache.py): a
-        # cached answer must not hide that it is down or has new policies.
-        self.cache = DecisionCache.for_engine(self.engine.name, self.config.decision_cache_size)
+        # The embedded engine is cached; OPA only when a front end opts in with a maximum age (see
+        # policy/cache.py): a cached answer must not hide that it is down or has new policies.
+        self.cache = DecisionCache.for_engine(
+            self.engine.name, self.config.decision_cache_size, remote_max_age_s=remote_cache_max_age_s
+        )
 
     @classmethod
     def with_audit(cls, config: Config, *, engine: PolicyEngine | None = None) -> Gatekeeper:

@@ -21,7 +21,6 @@ from gatekeeper.core import Gatekeeper, build_engine
 from gatekeeper.errors import AuditError, ErrorCode, ExecutionError, InputError
 from gatekeeper.execute import run_command
 from gatekeeper.models import Decision, ExecResult, ToolCall
-from gatekeeper.policy.cache import DecisionCache
 from gatekeeper.policy.engine import PolicyEngine
 from gatekeeper.server.approvals import Approval, ApprovalStore
 from gatekeeper.server.config import ServiceConfig
@@ -55,9 +54,11 @@ class Service:
         inner = engine if engine is not None else build_engine(core)
         self.engine = HeadlessAskEngine(inner, headless=self.headless)
         audit_log = audit if audit is not None else AuditLog(core.audit_log or default_audit_path())
-        self.gatekeeper = Gatekeeper(core, engine=self.engine, audit=audit_log)
-        self.gatekeeper.cache = DecisionCache.for_engine(
-            self.engine.name, core.decision_cache_size, remote_max_age_s=config.server.opa_cache_max_age_s
+        self.gatekeeper = Gatekeeper(
+            core,
+            engine=self.engine,
+            audit=audit_log,
+            remote_cache_max_age_s=config.server.opa_cache_max_age_s,
         )
         self.audit = audit_log
         self.sessions = SessionStore(config.server.sessions)

@@ -33,9 +33,7 @@ def cached_gatekeeper(
     engine: StaticEngine, config: Config | None = None, max_age_s: float = 60.0
 ) -> Gatekeeper:
     """A Gatekeeper whose OPA answers are cached, as ``gatekeeper serve --opa-cache-max-age`` sets up."""
-    gatekeeper = Gatekeeper(config or Config(), engine=engine)
-    gatekeeper.cache = DecisionCache.for_engine(engine.name, 4096, remote_max_age_s=max_age_s)
-    return gatekeeper
+    return Gatekeeper(config or Config(), engine=engine, remote_cache_max_age_s=max_age_s)
 
 
 def test_a_hit_skips_analysis_and_evaluation_and_keeps_the_facts(monkeypatch: pytest.MonkeyPatch):
