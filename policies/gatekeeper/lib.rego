@@ -182,6 +182,15 @@ has_subcommand(c, names) if {
 	s in names
 }
 
+# c may be a tool whose first operand is a subcommand (`jekyll serve`, `vagrant halt`): not a
+# program whose operands are text or files (`grep serve`, `mkdir halt`), nor a wrapper, whose
+# first operand is the program it runs.
+may_take_subcommands(c) if {
+	not c.name in data.gatekeeper.lib.text_only
+	not c.name in data.gatekeeper.lib.operand_programs
+	not c.name in data.gatekeeper.lib.wrappers
+}
+
 # The option is present as `-x`, `-xVALUE`, `--long` or `--long=VALUE`.
 has_option(c, flags) if {
 	some a in c.args

@@ -39,9 +39,7 @@ hits contains lib.hit(c, "processes.service_stop", message) if {
 	not data.gatekeeper.processes.stop_subcommands[c.name]
 	not c.name in data.gatekeeper.processes.kill_programs
 	not c.name in data.gatekeeper.processes.power_programs
-	not c.name in data.gatekeeper.lib.text_only
-	not c.name in data.gatekeeper.lib.operand_programs
-	not c.name in data.gatekeeper.lib.wrappers
+	lib.may_take_subcommands(c)
 	message := lib.format("%s stops a service, session or container: %s", [c.name, lib.short(c.text)])
 }
 

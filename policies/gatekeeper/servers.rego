@@ -110,9 +110,7 @@ http_server(c) if {
 http_server(c) if {
 	some word in generic_subcommand_words(c)
 	word in data.gatekeeper.servers.http_servers.generic_subcommands
-	not c.name in data.gatekeeper.lib.text_only
-	not c.name in data.gatekeeper.lib.operand_programs
-	not c.name in data.gatekeeper.lib.wrappers
+	lib.may_take_subcommands(c)
 }
 
 generic_subcommand_words(c) := array.slice(c.positionals, 0, 1) if {
