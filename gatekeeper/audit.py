@@ -34,6 +34,7 @@ from gatekeeper.errors import AuditError
 
 GENESIS_HASH = "sha256:" + "0" * 64
 _TAIL_CHUNK = 1 << 16
+_TAIL_STEP = 1 << 13  # a record is about 1-3 KB; longer ones are found by reading further back
 
 
 def canonical_json(value: Any) -> str:
@@ -158,17 +159,45 @@ class AuditLog:
                 self._synced_seq = max(self._synced_seq, target)
 
     def _catch_up_with_file(self) -> None:
-        """Continue the chain from the file's last record if anyone (another process) wrote since."""
+        """Continue the chain from the file's last record if anyone (another process) wrote since.
+
+        With several writers (``gatekeeper serve --workers``) this runs for nearly every record, so
+        it reads only the file's last few kilobytes, on the descriptor it already holds.
+        """
         size = os.fstat(self._fd).st_size
         if size == self._known_size:
             return
-        self._repair_partial_tail(size)
-        last = _last_record(self.path)
-        if last is None:
+        line = self._last_line(size)
+        if line is None:
             self._seq, self._prev_hash = 0, GENESIS_HASH
         else:
+            try:
+                last = json.loads(line)
+            except ValueError as error:
+                raise AuditError(f"last record of {self.path} is not valid JSON: {error}") from error
+            if not isinstance(last, dict):
+                raise AuditError(f"last record of {self.path} is not a JSON object")
             self._seq, self._prev_hash = int(last.get("seq", 0)), str(last.get("hash", GENESIS_HASH))
         self._known_size = os.fstat(self._fd).st_size
+
+    def _last_line(self, size: int) -> bytes | None:
+        """The last complete line (without its newline), or None for an empty file.
+
+        A last line without its newline (a crash mid-write) is moved aside first.
+        """
+        step = _TAIL_STEP
+        while size > 0:
+            start = max(0, size - step)
+            chunk = os.pread(self._fd, size - start, start)
+            if not chunk.endswith(b"\n"):
+                self._repair_partial_tail(size)
+                size = os.fstat(self._fd).st_size
+                continue
+            cut = chunk.rfind(b"\n", 0, len(chunk) - 1)
+            if cut != -1 or start == 0:
+                return chunk[cut + 1 : -1]
+            step *= 4
+        return None
 
     def _repair_partial_tail(self, size: int) -> None:
         """Move a half-written last line (a crash mid-write) aside so the chain continues cleanly.
@@ -204,31 +233,6 @@ class AuditLog:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
-
-
-def _last_record(path: Path) -> dict[str, Any] | None:
-    """The last complete JSON line of ``path``, read backwards in chunks."""
-    with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        end = handle.tell()
-        buffer = b""
-        position = end
-        while position > 0:
-            step = min(_TAIL_CHUNK, position)
-            position -= step
-            handle.seek(position)
-            buffer = handle.read(step) + buffer
-            lines = buffer.rstrip(b"\n").split(b"\n")
-            if len(lines) > 1 or position == 0:
-                last = lines[-1]
-                if not last:
-                    return None
-                try:
-                    value = json.loads(last)
-                except json.JSONDecodeError as error:
-                    raise AuditError(f"last record of {path} is not valid JSON: {error}") from error
-                return value if isinstance(value, dict) else None
-    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,22 @@ def test_several_processes_append_to_one_log(tmp_path):
     assert report.records == 300
 
 
+def test_a_writer_continues_after_records_longer_than_its_tail_read(tmp_path):
+    # Catching up reads the file backwards from its end a few kilobytes at a time; a record far
+    # longer than one read (a long command, a long history) must still be found whole.
+    path = tmp_path / "audit.jsonl"
+    first, second = AuditLog(path), AuditLog(path)
+    first.append({"n": 1})
+    long_record = first.append({"n": 2, "command": "x" * 100_000})
+    continued = second.append({"n": 3})
+    first.append({"n": 4})
+    first.close()
+    second.close()
+    assert continued["prev_hash"] == long_record["hash"]
+    assert [r["seq"] for r in _records(path)] == [1, 2, 3, 4]
+    assert verify_log(path).ok
+
+
 def test_reopened_log_continues_the_chain(tmp_path):
     path = tmp_path / "audit.jsonl"
     _append_many(str(path), 3)
