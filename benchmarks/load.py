@@ -257,7 +257,8 @@ def cache_lookups(url: str, token: str | None) -> dict[str, int]:
     for line in text.splitlines():
         if line.startswith("gatekeeper_decision_cache_lookups{"):
             label, _, value = line.partition("} ")
-            counts[label.split('"')[1]] = int(float(value))
+            result = label.split('"')[1]  # with --workers, one line per worker: add them up
+            counts[result] = counts.get(result, 0) + int(float(value))
     return counts
 
 
@@ -310,6 +311,8 @@ def served(args: argparse.Namespace, workdir: Path) -> Iterator[tuple[str, Path,
         command += ["--policies", str(policies)]
     if args.threads:
         command += ["--threads", str(args.threads)]
+    if args.workers:
+        command += ["--workers", str(args.workers)]
     if args.engine == "opa":
         command += ["--opa-url", args.opa_url]
         if args.opa_cache_max_age:
@@ -417,6 +420,7 @@ def summary(outcome: Outcome, args: argparse.Namespace) -> dict[str, Any]:
     lat = outcome.latencies_ms
     return {
         "clients": args.clients,
+        "workers": args.workers or 1,
         "requests": args.requests,
         "answered": len(lat),
         "elapsed_s": round(outcome.elapsed_s, 3),
@@ -449,7 +453,7 @@ def report(outcome: Outcome, args: argparse.Namespace, served_by: str) -> None:
     )
     print(
         f"{args.clients} clients x {args.requests} POST /v1/decide; workload {args.workload}; "
-        f"sessions: {args.sessions or 'none'}"
+        f"sessions: {args.sessions or 'none'}; server workers: {args.workers or 1}"
     )
     print(
         f"throughput: {answered / outcome.elapsed_s:,.0f} decisions/s "
@@ -495,6 +499,7 @@ def main() -> int:
         help="with --engine opa: gatekeeper serve --opa-cache-max-age (0: every call asks OPA)",
     )
     parser.add_argument("--threads", type=int, help="gatekeeper serve --threads")
+    parser.add_argument("--workers", type=int, help="gatekeeper serve --workers")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--workload",

@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     ENGINE_TIMEOUT = "engine_timeout"
     ENGINE_UNAVAILABLE = "engine_unavailable"
     ENGINE_HTTP_ERROR = "engine_http_error"
+    WORKER_UNAVAILABLE = "worker_unavailable"
     UNDEFINED_RESULT = "undefined_result"
     MALFORMED_RESULT = "malformed_result"
     AUDIT_ERROR = "audit_error"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import structlog
@@ -23,8 +25,12 @@ from gatekeeper.cli.options import (
 from gatekeeper.errors import GatekeeperError
 
 if TYPE_CHECKING:
+    import socket
+    from types import FrameType
+
     from gatekeeper.policy.reload import PolicyWatcher, ReloadResult
-    from gatekeeper.server import Service
+    from gatekeeper.server import Service, ServiceConfig
+    from gatekeeper.server.workers import WorkerPlan
 
 
 def serve(
@@ -43,7 +49,18 @@ def serve(
         str | None,
         typer.Option("--on-ask", help="With approvals: wait (block /v1/execute) or pending (202)."),
     ] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="Threads deciding calls.", min=1)] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Threads deciding calls (per worker).", min=1)
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Worker processes sharing the port (default 1); sessions stay with one worker.",
+            min=1,
+            max=64,
+        ),
+    ] = None,
     max_body: Annotated[
         int | None, typer.Option("--max-body", help="Request body limit, bytes.", min=1024)
     ] = None,
@@ -81,14 +98,13 @@ def serve(
     GATEKEEPER_ADMIN_TOKENS (comma-separated). Without an agent token the server only listens on a
     loopback address.
     """
-    import uvicorn  # noqa: PLC0415 - only this command needs the server stack
-
-    from gatekeeper.server import Service, create_app, load_service_config  # noqa: PLC0415
+    from gatekeeper.server import load_service_config  # noqa: PLC0415 - only this command needs it
 
     server_overrides: dict[str, Any] = {
         "host": host,
         "port": port,
         "threads": threads,
+        "workers": workers,
         "max_body_bytes": max_body,
         "access_log": access_log,
         "opa_cache_max_age_s": opa_cache_max_age,
@@ -117,15 +133,42 @@ def serve(
                 update["on_ask"] = on_ask
             config.server.approvals = config.server.approvals.model_copy(update=update)
         config.check()
-        configure_logging()
-        service = Service(config)
     except GatekeeperError as error:
         raise fail(error) from error
+    configure_logging()
+    if config.server.workers > 1:
+        from gatekeeper.server.workers import Supervisor  # noqa: PLC0415
+
+        try:
+            status = Supervisor(config, watch_policies=watch_policies).run()
+        except GatekeeperError as error:
+            raise fail(error) from error
+        raise typer.Exit(status)
+    try:
+        run_service(config, watch_policies=watch_policies)
+    except GatekeeperError as error:
+        raise fail(error) from error
+
+
+def run_service(
+    config: ServiceConfig,
+    *,
+    watch_policies: bool,
+    sockets: list[socket.socket] | None = None,
+    plan: WorkerPlan | None = None,
+) -> None:
+    """Build the service and serve it until SIGINT/SIGTERM: on its own address, or on ``sockets``
+    handed over by the supervisor of ``--workers``. GatekeeperError when it cannot start."""
+    import uvicorn  # noqa: PLC0415 - only this command needs the server stack
+
+    from gatekeeper.server import Service, create_app  # noqa: PLC0415
+
+    service = Service(config, plan=plan)
     settings = config.server
     structlog.get_logger("gatekeeper.server").info(
         "server_starting",
         host=settings.host,
-        port=settings.port,
+        port=sockets[0].getsockname()[1] if sockets else settings.port,
         engine=service.engine.name,
         policy_revision=service.engine.revision,
         mode=config.core.mode.value if config.core.mode else None,
@@ -146,13 +189,20 @@ def serve(
         )
     )
     watcher = _watch_policies(service) if watch_policies else None
+    # uvicorn stops gracefully on SIGTERM, then raises it again: this handler turns that into a
+    # normal exit, so the cleanup below runs (the default action would end the process first).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        server.run()
+        server.run(sockets=sockets)
     finally:
         if watcher is not None:
             watcher.stop()
         service.close()
         structlog.get_logger("gatekeeper.server").info("server_stopped")
+
+
+def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _watch_policies(service: Service) -> PolicyWatcher | None:
@@ -171,11 +221,18 @@ def _watch_policies(service: Service) -> PolicyWatcher | None:
     return watch_engine(service.engine, on_reload=reloaded)
 
 
-def configure_logging(level: Literal["info", "warning"] = "info") -> None:
-    """Structured JSON log lines on stderr for the service's own events."""
+def configure_logging(level: Literal["info", "warning"] = "info", *, worker: int | None = None) -> None:
+    """Structured JSON log lines on stderr for the service's own events (naming the worker, if one)."""
+
+    def add_worker(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        if worker is not None:
+            event.setdefault("worker", worker)
+        return event
+
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
+            add_worker,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.JSONRenderer(),
         ],

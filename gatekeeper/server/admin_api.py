@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
@@ -13,6 +14,7 @@ from gatekeeper.errors import ErrorCode, GatekeeperError, PolicyLoadError
 from gatekeeper.server.agent_api import run_in_executor_thread
 from gatekeeper.server.approvals import Approval, ApprovalError, Verdict
 from gatekeeper.server.http import ApiContext, ApiError, BodyTooLarge, json_response, log
+from gatekeeper.server.peers import PeerAnswer, PeerError
 
 STATUSES = ("pending", "approved", "denied", "expired")
 _VERDICT_BODY = {
@@ -96,7 +98,30 @@ class AdminApi:
             previous, current = await anyio.to_thread.run_sync(self.service.reload)
         except PolicyLoadError as error:
             raise ApiError(422, error.code, f"{error.message} (still serving {engine.revision})") from None
-        body = {"previous_revision": previous, "revision": current, "changed": previous != current}
+        body: dict[str, Any] = {
+            "previous_revision": previous,
+            "revision": current,
+            "changed": previous != current,
+        }
+        if self.ctx.peers is None:
+            return json_response(200, body)
+        # Every worker reloads; the answer names each one's revision, and any that failed.
+        workers = [{"worker": self.ctx.peers.plan.index, "revision": current}]
+        failures = []
+        for index, answer in (await self.ctx.peers.ask_others("POST", "/internal/reload")).items():
+            if isinstance(answer, PeerError):
+                failure = str(answer)
+            elif answer.status != 200:
+                failure = str(_json_field(answer, "message") or f"HTTP {answer.status}")
+            else:
+                workers.append({"worker": index, "revision": _json_field(answer, "revision")})
+                continue
+            workers.append({"worker": index, "error": failure})
+            failures.append(f"worker {index}: {failure}")
+        body["workers"] = sorted(workers, key=lambda worker: int(str(worker["worker"])))
+        if failures:
+            message = f"reloaded here ({current}), but not by every worker: {'; '.join(failures)}"
+            raise ApiError(422, ErrorCode.POLICY_LOAD_ERROR, message, workers=body["workers"])
         return json_response(200, body)
 
     async def _run_approved(self, approval: Approval) -> None:
@@ -110,3 +135,11 @@ class AdminApi:
             }
             return
         approval.execution = {"state": "finished", "result": result.model_dump(mode="json")}
+
+
+def _json_field(answer: PeerAnswer, name: str) -> Any:
+    try:
+        body = answer.json()
+    except ValueError:
+        return None
+    return body.get(name) if isinstance(body, dict) else None

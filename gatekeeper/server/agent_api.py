@@ -24,6 +24,7 @@ from gatekeeper.server.http import (
     json_response,
     log,
 )
+from gatekeeper.server.peers import PeerError
 from gatekeeper.server.service import Decided
 
 _TOOL_CALL_SCHEMA = ToolCall.model_json_schema()
@@ -62,7 +63,11 @@ class AgentApi:
     async def decide(self, request: Request) -> Response:
         """Decide one ToolCall; nothing runs. 200 with the Decision (a deny too); 400 for invalid input."""
         self.ctx.authorise(request, "agent")
-        decided = await self._decide(request, await self._read_call(request))
+        raw = await self._read_call(request)
+        forwarded = await self._forward_to_owner(request, raw, _session_of(raw))
+        if forwarded is not None:
+            return forwarded
+        decided = await self._decide(request, raw)
         if decided.call is None:
             raise _invalid_call(request, decided.decision)
         return Response(decided.decision.model_dump_json(), media_type="application/json")
@@ -79,6 +84,9 @@ class AgentApi:
             message = 'request body must be a JSON object {"input": ...}'
             decision = await self.ctx.in_thread(self.service.reject, raw, ErrorCode.INVALID_INPUT, message)
             raise decision_error(request, 400, ErrorCode.INVALID_INPUT, message, decision)
+        forwarded = await self._forward_to_owner(request, raw, _session_of(raw.get("input")))
+        if forwarded is not None:
+            return forwarded
         decision = (await self._decide(request, raw.get("input"))).decision
         body = f'{{"result":{decision.model_dump_json()},"decision_id":{json.dumps(decision.decision_id)}}}'
         return Response(body, media_type="application/json")
@@ -92,6 +100,9 @@ class AgentApi:
         if isinstance(raw, dict) and raw.get("tool") == "shell" and not raw.get("cwd"):
             # Analyse and run in the same directory: the server's, when the caller names none.
             raw = {**raw, "cwd": self.service.default_cwd}
+        forwarded = await self._forward_to_owner(request, raw, _session_of(raw))
+        if forwarded is not None:
+            return forwarded
         decided = await self._decide(request, raw)
         call, decision = decided.call, decided.decision
         if call is None:
@@ -108,6 +119,15 @@ class AgentApi:
     async def session(self, request: Request, session_id: str) -> Response:
         """The session's recent calls and decisions, as the policies see them."""
         self.ctx.authorise(request, "agent")
+        peers = self.ctx.peers
+        owner = peers.owner_elsewhere(session_id) if peers is not None else None
+        if peers is not None and owner is not None:
+            try:
+                return await peers.forward(request, owner, b"")
+            except PeerError as error:
+                failure = error
+                message = f"worker {owner}, which keeps session {session_id}, did not answer: {failure}"
+                raise ApiError(503, ErrorCode.WORKER_UNAVAILABLE, message) from None
         snapshot = self.service.sessions.snapshot(session_id)
         if snapshot is None:
             message = f"no session {session_id} (never seen, or forgotten after being idle)"
@@ -143,6 +163,32 @@ class AgentApi:
             raw = {"request": {"path": request.url.path, "body": body[:512].decode("utf-8", "replace")}}
             decision = await self.ctx.in_thread(self.service.reject, raw, ErrorCode.INVALID_INPUT, message)
             raise decision_error(request, 400, ErrorCode.INVALID_INPUT, message, decision) from None
+
+    async def _forward_to_owner(self, request: Request, raw: Any, session_id: Any) -> Response | None:
+        """The owner's answer when another worker keeps this call's session; None to decide here.
+
+        Should the owner not answer, the call is denied here (and recorded): never decided without
+        its session's history, never allowed.
+        """
+        peers = self.ctx.peers
+        owner = peers.owner_elsewhere(session_id) if peers is not None else None
+        if peers is None or owner is None:
+            return None
+        request.state.forwarded_to = owner
+        try:
+            response = await peers.forward(request, owner, json.dumps(raw).encode())
+        except PeerError as error:
+            self.service.metrics.forwarded.labels(str(owner), "error").inc()
+            message = (
+                f"worker {owner}, which keeps session {session_id}, did not answer "
+                f"({error}); the call was not decided"
+            )
+            decision = await self.ctx.in_thread(
+                self.service.reject, raw, ErrorCode.WORKER_UNAVAILABLE, message
+            )
+            raise decision_error(request, 503, ErrorCode.WORKER_UNAVAILABLE, message, decision) from None
+        self.service.metrics.forwarded.labels(str(owner), str(response.status_code)).inc()
+        return response
 
     async def _decide(self, request: Request, raw: Any) -> Decided:
         decided: Decided = await self.ctx.in_thread(self.service.decide, raw)
@@ -217,6 +263,11 @@ def mode_notice(decision: Decision) -> str | None:
     if decision.decision is Outcome.WARN:
         return decision.explain()
     return None
+
+
+def _session_of(raw: Any) -> Any:
+    """The session a request body names (unchecked: the owner validates the call)."""
+    return raw.get("session_id") if isinstance(raw, dict) else None
 
 
 def _invalid_call(request: Request, decision: Decision) -> ApiError:

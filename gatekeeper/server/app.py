@@ -19,6 +19,8 @@ the decision routes audit every request they answer, unreadable and oversize one
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request
@@ -28,46 +30,77 @@ from gatekeeper._version import __version__
 from gatekeeper.server.admin_api import AdminApi
 from gatekeeper.server.agent_api import AgentApi
 from gatekeeper.server.fastpath import DecisionFastPath
-from gatekeeper.server.http import ApiContext, RequestLogMiddleware, install_error_handlers, json_response
-from gatekeeper.server.metrics import CONTENT_TYPE
+from gatekeeper.server.http import (
+    ApiContext,
+    RequestLogMiddleware,
+    install_error_handlers,
+    json_response,
+    log,
+)
+from gatekeeper.server.metrics import CONTENT_TYPE, merge_worker_metrics
+from gatekeeper.server.peers import PeerApi, PeerError, Peers
 from gatekeeper.server.service import Service
 
 
 def create_app(service: Service) -> FastAPI:
     """The ASGI application serving ``service`` (which the caller owns and closes)."""
-    ctx = ApiContext.for_service(service)
+    peers = (
+        Peers(service.plan, forward_timeout_s=service.config.exec.timeout_s + 60.0)
+        if service.plan is not None
+        else None
+    )
+    ctx = ApiContext.for_service(service, peers=peers)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if peers is not None:
+            peers.close()
+
     app = FastAPI(
         title="gatekeeper",
         version=__version__,
         description="Policy-gated command mediation: every tool call is analysed, decided and audited.",
+        lifespan=lifespan,
     )
     install_error_handlers(app)
 
     @app.get("/health", tags=["service"])
     async def health() -> Response:
-        """Liveness, and which policies answer."""
-        return json_response(
-            200,
-            {
-                "status": "ok",
-                "version": __version__,
-                "engine": service.engine.name,
-                "policy_revision": service.engine.revision,
-                "mode": service.config.mode.value if service.config.mode else None,
-                "headless": service.headless,
-            },
-        )
+        """Liveness, and which policies answer (with ``--workers``: the worker that answered)."""
+        body: dict[str, object] = {
+            "status": "ok",
+            "version": __version__,
+            "engine": service.engine.name,
+            "policy_revision": service.engine.revision,
+            "mode": service.config.mode.value if service.config.mode else None,
+            "headless": service.headless,
+        }
+        if service.plan is not None:
+            body |= {"worker": service.plan.index, "workers": service.plan.count}
+        return json_response(200, body)
 
     @app.get("/metrics", tags=["service"])
     async def metrics(request: Request) -> Response:
         """Prometheus text exposition."""
         if service.settings.metrics_require_token:
             ctx.authorise(request, "agent")
-        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+        if peers is None:
+            return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+        texts = {peers.plan.index: service.metrics.render().decode()}
+        for index, answer in (await peers.ask_others("GET", "/internal/metrics")).items():
+            if isinstance(answer, PeerError) or answer.status != 200:
+                why = answer if isinstance(answer, PeerError) else f"HTTP {answer.status}"
+                log.warning("worker_metrics_missing", worker=index, error=str(why))
+                continue
+            texts[index] = answer.body.decode()
+        return Response(merge_worker_metrics(texts), media_type=CONTENT_TYPE)
 
     agent = AgentApi(ctx)
     app.include_router(agent.router())
     app.include_router(AdminApi(ctx).router())
+    if peers is not None:
+        app.include_router(PeerApi(service, peers).router())
     # Added before the request log, so it runs inside it (add_middleware wraps what came earlier).
     app.add_middleware(
         DecisionFastPath,

@@ -71,7 +71,12 @@ class ServerSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
-    threads: int = Field(default=16, ge=1, le=256, description="Threads deciding and executing calls.")
+    threads: int = Field(
+        default=16, ge=1, le=256, description="Threads deciding and executing calls, per worker."
+    )
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Processes sharing the port; a session stays with one."
+    )
     agent_tokens: list[str] = Field(default_factory=list)
     admin_tokens: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -116,6 +121,11 @@ class ServiceConfig(BaseModel):
             raise InputError(
                 "server.approvals.enabled needs an admin token (server.admin_tokens or "
                 f"{ADMIN_TOKENS_VARIABLE}): without one nobody could approve, so ask would hang"
+            )
+        if server.workers > 1 and server.approvals.enabled:
+            raise InputError(
+                f"server.approvals.enabled needs workers = 1 (got {server.workers}): a pending "
+                "approval is kept by the process that asked, and an admin's verdict could reach another"
             )
         overlap = set(server.agent_tokens) & set(server.admin_tokens)
         if overlap:

@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
@@ -23,6 +23,9 @@ from gatekeeper.errors import ErrorCode
 from gatekeeper.models import Decision
 from gatekeeper.server.auth import AuthFailure, Principal, Role, TokenAuth
 from gatekeeper.server.service import Service
+
+if TYPE_CHECKING:
+    from gatekeeper.server.peers import Peers
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -67,19 +70,22 @@ class BodyTooLarge(Exception):
 
 @dataclass(slots=True)
 class ApiContext:
-    """What every route needs: the service, authentication and the execution thread limiter."""
+    """What every route needs: the service, authentication, the execution thread limiter, and the
+    other workers (``None`` when this process is the only one)."""
 
     service: Service
     auth: TokenAuth
     exec_limiter: anyio.CapacityLimiter
+    peers: Peers | None = None
 
     @classmethod
-    def for_service(cls, service: Service) -> ApiContext:
+    def for_service(cls, service: Service, *, peers: Peers | None = None) -> ApiContext:
         settings = service.settings
         return cls(
             service=service,
             auth=TokenAuth(settings.agent_tokens, settings.admin_tokens),
             exec_limiter=anyio.CapacityLimiter(settings.max_concurrent_executions),
+            peers=peers,
         )
 
     def authorise(self, request: Request, role: Role) -> Principal:
@@ -197,6 +203,7 @@ class RequestLogMiddleware:
             if self.enabled:
                 state = scope.get("state") or {}
                 client = scope.get("client")
+                extra = {"forwarded_to": state["forwarded_to"]} if "forwarded_to" in state else {}
                 self.logger.info(
                     "request_handled",
                     method=scope["method"],
@@ -207,4 +214,5 @@ class RequestLogMiddleware:
                     client=f"{client[0]}:{client[1]}" if client else None,
                     principal=state.get("principal"),
                     decision_id=state.get("decision_id"),
+                    **extra,
                 )

@@ -10,15 +10,22 @@ gatekeeper_executions_total{outcome}              commands run: ok, nonzero, tim
 gatekeeper_approvals_total{status}                verdicts: approved, denied, expired
 gatekeeper_approvals_pending, gatekeeper_sessions, gatekeeper_session_history_bytes
 gatekeeper_decision_cache_lookups{result}         decision-cache hits and misses (since start)
+gatekeeper_forwarded_requests_total{owner, status} calls sent to the worker owning their session
 gatekeeper_policy_info{revision, engine}
+
+With ``--workers N`` each worker keeps its own registry and ``/metrics`` shows them all, every sample
+labelled ``worker`` (:func:`merge_worker_metrics`): sum over it for the service's totals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from gatekeeper.models import Decision
 
@@ -73,6 +80,13 @@ class ServiceMetrics:
             registry=r,
         )
 
+        self.forwarded = Counter(
+            "gatekeeper_forwarded_requests",
+            "Requests sent to the worker that owns their session, by owner and answer status.",
+            ["owner", "status"],
+            registry=r,
+        )
+
     def observe_decision(self, decision: Decision, seconds: float) -> None:
         self.latency.observe(seconds)
         self.decisions.labels(decision.decision.value, deciding_family(decision)).inc()
@@ -115,3 +129,26 @@ def deciding_family(decision: Decision) -> str:
         if violation.action == outcome:
             return violation.family
     return decision.violations[0].family
+
+
+class _Families(Collector):
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def merge_worker_metrics(expositions: Mapping[int, str]) -> bytes:
+    """One exposition of several workers' metrics; every sample gains the label ``worker``."""
+    families: dict[str, Metric] = {}
+    for worker, text in sorted(expositions.items()):
+        for family in text_string_to_metric_families(text):
+            merged = families.get(family.name)
+            if merged is None:
+                merged = families[family.name] = Metric(family.name, family.documentation, family.type)
+            for sample in family.samples:
+                merged.samples.append(sample._replace(labels={**sample.labels, "worker": str(worker)}))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families.values()))
+    return generate_latest(registry)

@@ -27,6 +27,7 @@ from gatekeeper.server.config import ServiceConfig
 from gatekeeper.server.headless import HeadlessAskEngine
 from gatekeeper.server.metrics import ServiceMetrics
 from gatekeeper.server.sessions import SessionStore
+from gatekeeper.server.workers import WorkerPlan
 
 log = structlog.get_logger("gatekeeper.server")
 
@@ -46,8 +47,10 @@ class Service:
         *,
         engine: PolicyEngine | None = None,
         audit: AuditLog | None = None,
+        plan: WorkerPlan | None = None,
     ) -> None:
         self.settings = config.server
+        self.plan = plan  # one of several workers (``--workers``), or None for the only process
         self.headless = not config.server.approver_configured
         core = config.core.model_copy(update={"headless": self.headless})
         self.config = core
