@@ -26,6 +26,7 @@ from gatekeeper.audit import AuditLog
 from gatekeeper.config import Config
 from gatekeeper.models import ToolCall
 from gatekeeper.server import ServerSettings, Service, ServiceConfig, create_app
+from gatekeeper.server.workers import WorkerPlan
 
 AGENT_TOKEN = "agent-secret-1"
 ADMIN_TOKEN = "admin-secret-1"
@@ -143,6 +144,7 @@ def serve(
     *,
     engine: Any | None = None,
     core: dict[str, Any] | None = None,
+    plan: WorkerPlan | None = None,
     **server: Any,
 ) -> Iterator[Served]:
     """Start a uvicorn server on a free loopback port serving a fresh Service; stop it afterwards."""
@@ -159,7 +161,7 @@ def serve(
         core=Config(audit_log=audit_path, **(core or {})), server=ServerSettings.model_validate(settings)
     )
     config.check()
-    service = Service(config, engine=engine, audit=AuditLog(audit_path))
+    service = Service(config, engine=engine, audit=AuditLog(audit_path), plan=plan)
     uv = uvicorn.Server(
         uvicorn.Config(create_app(service), host="127.0.0.1", port=config.server.port, log_level="warning")
     )
