@@ -18,14 +18,16 @@ from process_helpers import REPO
 pytestmark = pytest.mark.slow
 
 
-def test_load_gives_one_verified_record_per_request(tmp_path: Path):
-    # Calls spread over a few sessions: per-session ordering and history are under load too.
+@pytest.mark.parametrize("workers", [1, 2])
+def test_load_gives_one_verified_record_per_request(tmp_path: Path, workers: int):
+    # Calls spread over a few sessions: per-session ordering and history are under load too (with
+    # two workers, calls reaching the worker that does not keep their session are forwarded).
     clients, requests, sessions = 8, 400, 4
     figures_path = tmp_path / "load.json"
     command = [
         sys.executable, str(REPO / "benchmarks" / "load.py"), "--clients", str(clients),
         "--requests", str(requests), "--sessions", str(sessions), "--policy", "constant",
-        "--json", str(figures_path),
+        "--json", str(figures_path), "--workers", str(workers),
     ]  # fmt: skip
     run = subprocess.run(
         command,
