@@ -92,11 +92,7 @@ class AuditLog:
         self._writer = _LineWriter(self._fd)
         self._logger = structlog.wrap_logger(
             self._writer,
-            processors=[
-                structlog.processors.EventRenamer("msg"),
-                self._chain,
-                structlog.processors.JSONRenderer(serializer=lambda obj, **_: canonical_json(obj)),
-            ],
+            processors=[structlog.processors.EventRenamer("msg"), self._chain_and_render],
         )
 
     # -- writing -----------------------------------------------------------------------------------
@@ -124,15 +120,22 @@ class AuditLog:
         self._sync_through(seq)
         return record
 
-    def _chain(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
-        """structlog processor: number the record and link it to its predecessor (under the write lock)."""
+    def _chain_and_render(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
+        """structlog processor: number the record, link it to its predecessor, render its line.
+
+        Runs under the write lock. The record is serialised once: the canonical JSON that is hashed,
+        with ``hash`` appended as its last member (verifying parses the line, so member order in the
+        file does not matter; the hash is always of the canonical form).
+        """
         self._seq += 1
         event_dict["seq"] = self._seq
         event_dict["prev_hash"] = self._prev_hash
-        event_dict["hash"] = record_hash(event_dict)
-        self._prev_hash = event_dict["hash"]
-        self._last_record = dict(event_dict)
-        return event_dict
+        event_dict.pop("hash", None)
+        body = canonical_json(event_dict)
+        digest = "sha256:" + hashlib.sha256(body.encode("ascii")).hexdigest()
+        self._prev_hash = digest
+        self._last_record = {**event_dict, "hash": digest}
+        return f'{body[:-1]},"hash":"{digest}"}}'
 
     def _sync_through(self, seq: int) -> None:
         """Return once an fsync covering record ``seq`` has completed (group commit)."""
