@@ -3,6 +3,8 @@
 config   ServerSettings / ServiceConfig: the ``server`` section of the config file
 service  Service: decide (with sessions), execute, approvals, reload; no HTTP
 app      create_app(service) -> FastAPI, routes in agent_api / admin_api, plumbing in http
+workers  serve --workers N: the supervisor, and which worker keeps which session
+peers    how workers reach each other: forwarding, gathering metrics, reloading
 """
 
 from gatekeeper.server.app import create_app
