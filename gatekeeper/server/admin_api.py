@@ -53,8 +53,23 @@ class AdminApi:
         self.ctx.authorise(request, "admin")
         if status is not None and status not in STATUSES:
             raise ApiError(400, ErrorCode.INVALID_INPUT, f"status must be one of {', '.join(STATUSES)}")
-        approvals = self.service.approvals.list(status)
-        return json_response(200, {"approvals": [approval.public() for approval in approvals]})
+        listed = [approval.public() for approval in self.service.approvals.list(status)]
+        peers = self.ctx.peers
+        if peers is None or not peers.passes_on(request):
+            return json_response(200, {"approvals": listed})
+        # Each worker keeps the approvals of the calls it decided: gather them, oldest first.
+        missing = []
+        for index, answer in (await peers.forward_to_others(request)).items():
+            found = _json_field(answer, "approvals") if not isinstance(answer, PeerError) else None
+            if not isinstance(found, list):
+                log.warning("worker_approvals_missing", worker=index, error=str(answer))
+                missing.append(index)
+                continue
+            listed += found
+        body: dict[str, Any] = {"approvals": sorted(listed, key=lambda approval: approval["created_at"])}
+        if missing:
+            body["unreachable_workers"] = missing
+        return json_response(200, body)
 
     async def resolve(self, request: Request, approval_id: str) -> Response:
         """Approve or deny a pending approval: ``{"action": "approve"|"deny", "reason": "..."}``."""
@@ -76,6 +91,11 @@ class AdminApi:
                 lambda: self.service.approvals.resolve(approval_id, verdict, by=principal.name, reason=reason)
             )
         except ApprovalError as error:
+            peers = self.ctx.peers
+            if error.code == ErrorCode.NOT_FOUND and peers is not None and peers.passes_on(request):
+                # Kept by the worker that decided the call: the verdict goes there (and wakes the
+                # request waiting for it, if any).
+                return await peers.find_elsewhere(request, error.message, json.dumps(body).encode())
             raise ApiError(
                 404 if error.code == ErrorCode.NOT_FOUND else 409, error.code, error.message
             ) from None
@@ -137,9 +157,9 @@ class AdminApi:
         approval.execution = {"state": "finished", "result": result.model_dump(mode="json")}
 
 
-def _json_field(answer: PeerAnswer, name: str) -> Any:
+def _json_field(answer: PeerAnswer | Response, name: str) -> Any:
     try:
-        body = answer.json()
+        body = answer.json() if isinstance(answer, PeerAnswer) else json.loads(bytes(answer.body))
     except ValueError:
         return None
     return body.get(name) if isinstance(body, dict) else None

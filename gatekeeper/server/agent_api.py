@@ -121,7 +121,7 @@ class AgentApi:
         self.ctx.authorise(request, "agent")
         peers = self.ctx.peers
         owner = peers.owner_elsewhere(session_id) if peers is not None else None
-        if peers is not None and owner is not None:
+        if peers is not None and owner is not None and peers.passes_on(request):
             try:
                 return await peers.forward(request, owner, b"")
             except PeerError as error:
@@ -139,6 +139,9 @@ class AgentApi:
         principal = self.ctx.authorise(request, "agent")
         approval = self.service.approvals.get(approval_id)
         if approval is None:
+            peers = self.ctx.peers
+            if peers is not None and peers.passes_on(request):
+                return await peers.find_elsewhere(request, f"no approval {approval_id}")
             raise ApiError(404, ErrorCode.NOT_FOUND, f"no approval {approval_id}")
         return json_response(200, approval.public(full=principal.role == "admin"))
 
@@ -172,7 +175,7 @@ class AgentApi:
         """
         peers = self.ctx.peers
         owner = peers.owner_elsewhere(session_id) if peers is not None else None
-        if peers is None or owner is None:
+        if peers is None or owner is None or not peers.passes_on(request):
             return None
         request.state.forwarded_to = owner
         try:

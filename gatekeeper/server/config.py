@@ -122,11 +122,6 @@ class ServiceConfig(BaseModel):
                 "server.approvals.enabled needs an admin token (server.admin_tokens or "
                 f"{ADMIN_TOKENS_VARIABLE}): without one nobody could approve, so ask would hang"
             )
-        if server.workers > 1 and server.approvals.enabled:
-            raise InputError(
-                f"server.approvals.enabled needs workers = 1 (got {server.workers}): a pending "
-                "approval is kept by the process that asked, and an admin's verdict could reach another"
-            )
         overlap = set(server.agent_tokens) & set(server.admin_tokens)
         if overlap:
             raise InputError("an agent token must not also be an admin token")

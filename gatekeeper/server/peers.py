@@ -158,6 +158,44 @@ class Peers:
         relayed = {name: answer.headers[name] for name in _RELAYED_RESPONSE_HEADERS if name in answer.headers}
         return Response(answer.body, status_code=answer.status, headers=relayed)
 
+    def passes_on(self, request: Request) -> bool:
+        """Whether this worker may pass ``request`` to others: not when a peer sent it (no loops)."""
+        return not self.is_peer(request)
+
+    async def find_elsewhere(self, request: Request, not_found: str, body: bytes = b"") -> Response:
+        """The answer of the worker that has what ``request`` names (an approval), asking all others.
+
+        Each other worker answers the request as its own (a request from a peer is never passed on
+        again); the first answer that is not 404 is relayed. All 404: 404. None found but a worker
+        did not answer: 503, since the approval may be the one it keeps.
+        """
+        answers = await self.forward_to_others(request, body)
+        for answer in answers.values():
+            if isinstance(answer, Response) and answer.status_code != 404:
+                return answer
+        silent = {index: error for index, error in answers.items() if isinstance(error, PeerError)}
+        if silent:
+            named = "; ".join(f"worker {index}: {error}" for index, error in silent.items())
+            raise ApiError(
+                503, ErrorCode.WORKER_UNAVAILABLE, f"not found here, and not every worker answered ({named})"
+            )
+        raise ApiError(
+            404, ErrorCode.NOT_FOUND, f"no approval {request.path_params.get('approval_id', '')}".rstrip()
+        )
+
+    async def forward_to_others(self, request: Request, body: bytes = b"") -> dict[int, Response | PeerError]:
+        """``request`` forwarded to every other worker at once; each answer or its failure."""
+
+        async def one(index: int) -> Response | PeerError:
+            try:
+                return await self.forward(request, index, body)
+            except PeerError as error:
+                return error
+
+        peers = self.plan.peers()
+        answers = await asyncio.gather(*(one(index) for index in peers))
+        return dict(zip(peers, answers, strict=True))
+
     async def ask_others(self, method: str, target: str) -> dict[int, PeerAnswer | PeerError]:
         """The same internal request to every other worker, at once; each answer or its failure."""
 

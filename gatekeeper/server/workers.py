@@ -14,8 +14,8 @@ What a single process guaranteed still holds:
   :mod:`gatekeeper.audit`); each decision is recorded once, by the worker that made it.
 - **Metrics**: ``/metrics`` on any worker gathers every worker's samples, labelled ``worker``.
 - **Reloads**: an admin reload reaches every worker; the policy watcher runs in each.
-- **Approvals** are kept in the process that asked, so they need one worker: the configuration check
-  refuses ``approvals.enabled`` with more workers.
+- **Approvals** are kept by the worker that decided the call; the approval routes ask the other
+  workers for an approval they do not have, so a verdict reaches (and wakes) the worker waiting on it.
 """
 
 from __future__ import annotations

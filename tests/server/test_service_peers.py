@@ -11,11 +11,7 @@ import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from service_helpers import ADMIN_TOKEN, AGENT_TOKEN
-from typer.testing import CliRunner
 
-from gatekeeper.cli import app as cli_app
-from gatekeeper.errors import InputError
-from gatekeeper.server.config import load_service_config
 from gatekeeper.server.metrics import ServiceMetrics, merge_worker_metrics
 from gatekeeper.server.peers import PeerError, UnixHttpClient
 from gatekeeper.server.workers import WorkerPlan
@@ -32,17 +28,6 @@ def test_a_session_has_the_same_owner_in_every_process():
     assert all(owners.count(index) > 60 for index in range(4))  # spread, not all on one worker
     assert plan.for_worker(1).peers() == [0]
     assert plan.socket_path(1) == "/run/worker-1.sock"
-
-
-def test_approvals_are_refused_with_more_than_one_worker(tmp_path, monkeypatch):
-    path = tmp_path / "gatekeeper.toml"
-    path.write_text('[server]\nworkers = 2\nadmin_tokens = ["a"]\n[server.approvals]\nenabled = true\n')
-    with pytest.raises(InputError, match=r"approvals\.enabled needs workers = 1"):
-        load_service_config(path).check()
-    monkeypatch.delenv("GATEKEEPER_AGENT_TOKENS", raising=False)
-    result = CliRunner().invoke(cli_app, ["serve", "--config", str(path), "--port", "1"])
-    assert result.exit_code == 2
-    assert "needs workers = 1" in result.output
 
 
 def test_a_call_whose_owner_does_not_answer_is_denied_and_recorded(make_server, tmp_path: Path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -159,6 +160,65 @@ def test_admin_reload_reaches_every_worker(tmp_path: Path):
         assert refused.status_code == 422
         for _ in range(6):
             assert fresh(server.url, "GET", "/health").json()["policy_revision"] == body["revision"]
+
+
+ASK_POLICY = """package gatekeeper
+
+decision := {
+	"decision": "ask", "policy_decision": "ask", "mode": "enforce",
+	"violations": [
+		{"rule": "servers.listen", "family": "servers", "action": "ask", "message": "opens a port"},
+	],
+}
+"""
+
+
+def test_an_approval_reaches_the_worker_waiting_for_it(tmp_path: Path):
+    policies = tmp_path / "policies"
+    (policies / "gatekeeper").mkdir(parents=True)
+    (policies / "gatekeeper" / "main.rego").write_text(ASK_POLICY)
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text() + '[server.approvals]\nenabled = true\non_ask = "wait"\nwait_s = 60\n'
+    )
+    audit_log = tmp_path / "audit.jsonl"
+    with serve_process(tmp_path, audit_log, policies, "--config", str(config)) as server:
+        executed: dict[str, httpx.Response] = {}
+        call = {"tool": "shell", "arguments": {"command": "echo approved-run"}, "session_id": "run-1"}
+        waiting = threading.Thread(
+            target=lambda: executed.setdefault("answer", fresh(server.url, "POST", "/v1/execute", json=call))
+        )
+        waiting.start()
+
+        def pending() -> list[dict]:
+            return fresh(server.url, "GET", "/v1/approvals?status=pending", token=ADMIN).json()["approvals"]
+
+        wait_for(lambda: len(pending()) == 1)
+        for _ in range(8):  # whichever worker answers, it lists the approval the other may hold
+            [approval] = pending()
+            seen = fresh(server.url, "GET", f"/v1/approvals/{approval['id']}")
+            assert seen.status_code == 200 and seen.json()["status"] == "pending"
+
+        verdict = {"action": "approve", "reason": "checked"}
+        approved = fresh(server.url, "POST", f"/v1/approvals/{approval['id']}", token=ADMIN, json=verdict)
+        assert approved.status_code == 200, approved.text
+        assert approved.json()["status"] == "approved"
+        waiting.join(timeout=60)
+        answer = executed["answer"]
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["result"]["stdout"] == "approved-run\n"
+
+        again = fresh(server.url, "POST", f"/v1/approvals/{approval['id']}", token=ADMIN, json=verdict)
+        assert again.status_code == 409  # found on its worker, already resolved
+        for _ in range(4):
+            unknown = fresh(server.url, "POST", "/v1/approvals/no-such-id", token=ADMIN, json=verdict)
+            assert unknown.status_code == 404
+            assert fresh(server.url, "GET", "/v1/approvals/no-such-id").status_code == 404
+
+    records = [json.loads(line) for line in audit_log.read_text().splitlines()]
+    events = [r["msg"] for r in records if r.get("decision_id") == approval["id"]]
+    assert events == ["decision_made", "approval_resolved", "execution_finished"]
+    assert audit_verify(audit_log).returncode == 0
 
 
 def test_a_worker_killed_mid_load_is_replaced_and_no_answered_decision_is_lost(tmp_path: Path):
