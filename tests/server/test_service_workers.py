@@ -141,6 +141,8 @@ def test_admin_reload_reaches_every_worker(tmp_path: Path):
     config = write_config(tmp_path)
     extra = ("--config", str(config), "--no-watch-policies")
     with serve_process(tmp_path, tmp_path / "audit.jsonl", policies, *extra) as server:
+        # Both workers must have compiled the first revision before it changes on disk.
+        wait_for(lambda: _answers_from(server.url) == {0, 1})
         before = fresh(server.url, "GET", "/health").json()["policy_revision"]
         main = policies / "gatekeeper" / "main.rego"
         main.write_text(main.read_text() + "\n# a new revision\n")
@@ -148,7 +150,7 @@ def test_admin_reload_reaches_every_worker(tmp_path: Path):
         response = fresh(server.url, "POST", "/v1/admin/reload", token=ADMIN)
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["changed"] is True
+        assert body["changed"] is True, body
         assert [worker["worker"] for worker in body["workers"]] == [0, 1]
         assert {worker["revision"] for worker in body["workers"]} == {body["revision"]}
         assert body["revision"] != before
