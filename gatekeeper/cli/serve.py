@@ -239,6 +239,6 @@ def configure_logging(level: Literal["info", "warning"] = "info", *, worker: int
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.INFO if level == "info" else logging.WARNING
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),  # one write per line (workers share it)
         cache_logger_on_first_use=True,
     )

@@ -107,7 +107,7 @@ def create_app(service: Service) -> FastAPI:
         handlers={"/v1/decide": agent.decide, "/v1/data/gatekeeper/decision": agent.data_api},
     )
     access_log = structlog.wrap_logger(
-        structlog.PrintLogger(sys.stderr),
+        structlog.WriteLogger(sys.stderr),  # one write per line: workers share stderr
         processors=[
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.JSONRenderer(),

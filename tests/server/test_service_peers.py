@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -140,3 +143,23 @@ def test_the_peer_client_survives_the_worker_closing_idle_connections(tmp_path: 
 
     with pytest.raises(PeerError, match=r"FileNotFoundError|ConnectionRefusedError"):
         asyncio.run(unreachable())
+
+
+def test_log_lines_of_several_processes_never_interleave(tmp_path: Path):
+    # Workers share the service's stderr; a line written in two pieces (text, then newline) gets
+    # another process's line spliced into it.
+    code = (
+        "import structlog; from gatekeeper.cli.serve import configure_logging; "
+        "configure_logging(worker={w}); log = structlog.get_logger('t'); "
+        "[log.info('event_' + 'x' * 300, n=n) for n in range(2000)]"
+    )
+    log_path = tmp_path / "shared.log"
+    with log_path.open("wb") as shared:
+        writers = [
+            subprocess.Popen([sys.executable, "-c", code.format(w=w)], stderr=shared) for w in range(4)
+        ]
+        for writer in writers:
+            assert writer.wait(timeout=60) == 0
+    lines = log_path.read_text().splitlines()
+    assert len(lines) == 8000
+    assert sorted({json.loads(line)["worker"] for line in lines}) == [0, 1, 2, 3]
