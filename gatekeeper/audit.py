@@ -87,6 +87,7 @@ class AuditLog:
         self._synced_seq = 0
         self._prev_hash = GENESIS_HASH
         self._seq = 0
+        self._last_written_seq = 0
         self._known_size = -1
         self._last_record: dict[str, Any] = {}
         self._writer = _LineWriter(self._fd)
@@ -97,8 +98,14 @@ class AuditLog:
 
     # -- writing -----------------------------------------------------------------------------------
 
-    def append(self, fields: dict[str, Any], *, event: str = "decision_made") -> dict[str, Any]:
-        """Write one record and return it once it is durable (fsync'd)."""
+    def append(
+        self, fields: dict[str, Any], *, event: str = "decision_made", durable: bool = True
+    ) -> dict[str, Any]:
+        """Write one record and return it once it is durable (fsync'd).
+
+        ``durable=False`` returns as soon as it is written; the caller must then see
+        :meth:`sync_through` return for its ``seq`` before acting on the record.
+        """
         with self._write_lock:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -111,13 +118,15 @@ class AuditLog:
                 written = True
                 self._known_size += self._writer.last_line_bytes
                 seq, record = self._seq, self._last_record
+                self._last_written_seq = seq
             except OSError as error:
                 raise AuditError(f"cannot write audit log {self.path}: {error}") from error
             finally:
                 if not written:
                     self._known_size = -1  # re-read the chain from the file before the next record
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._sync_through(seq)
+        if durable:
+            self.sync_through(seq)
         return record
 
     def _chain_and_render(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
@@ -137,7 +146,15 @@ class AuditLog:
         self._last_record = {**event_dict, "hash": digest}
         return f'{body[:-1]},"hash":"{digest}"}}'
 
-    def _sync_through(self, seq: int) -> None:
+    @property
+    def last_written_seq(self) -> int:
+        """The ``seq`` of the last record this log has completely written (0 before any).
+
+        An fsync started after reading it covers that record and every earlier one of this log.
+        """
+        return self._last_written_seq
+
+    def sync_through(self, seq: int) -> None:
         """Return once an fsync covering record ``seq`` has completed (group commit)."""
         with self._sync_cond:
             self._written_seq = max(self._written_seq, seq)

@@ -97,6 +97,30 @@ class Gatekeeper:
         self, call: ToolCall | Mapping[str, Any], *, session: Mapping[str, Any] | None = None
     ) -> tuple[Decision, Facts | None]:
         """Like :meth:`decide`, also returning the facts (the service keeps them for sessions)."""
+        decided = self._decide(call, session, only_cached=False, durable=True)
+        assert decided is not None  # noqa: S101 - only an only_cached call returns None
+        return decided[0], decided[1]
+
+    def decide_if_cached(self, call: ToolCall) -> tuple[Decision, int | None] | None:
+        """A call without a session whose answer is in the decision cache, decided and recorded but
+        not yet durable: the decision and the audit record's ``seq``, which the caller must see
+        :meth:`AuditLog.sync_through` cover before answering (None: nothing to wait for). Returns
+        None when the answer is not cached: decide the call with :meth:`decide_with_facts`.
+
+        Cheap and without waiting, so the service runs it on its event loop, sparing a cached call
+        the hand-off to a deciding thread.
+        """
+        decided = self._decide(call, None, only_cached=True, durable=False)
+        return None if decided is None else (decided[0], decided[2])
+
+    def _decide(
+        self,
+        call: ToolCall | Mapping[str, Any],
+        session: Mapping[str, Any] | None,
+        *,
+        only_cached: bool,
+        durable: bool,
+    ) -> tuple[Decision, Facts | None, int | None] | None:
         started = time.perf_counter()
         decision_id = new_decision_id()
         document: dict[str, Any] = {
@@ -110,7 +134,9 @@ class Gatekeeper:
         try:
             tool_call = call if isinstance(call, ToolCall) else ToolCall.parse(call)
             document["call"] = tool_call.model_dump(mode="json", exclude_none=True)
-            facts, result = self._analyse_and_evaluate(tool_call, document, timings, started)
+            facts, result = self._analyse_and_evaluate(
+                tool_call, document, timings, started, only_cached=only_cached
+            )
             decision = decision_from_result(
                 result,
                 call_id=tool_call.id,
@@ -118,6 +144,8 @@ class Gatekeeper:
                 decision_id=decision_id,
                 timings_ms=timings,
             )
+        except _NotCached:
+            return None
         except InputError as error:
             decision = fail_closed(error.code, error.message, id=_call_id(call), decision_id=decision_id)
         except Exception as error:  # noqa: BLE001 - the last guard: any failure is a deny, never an allow
@@ -128,12 +156,19 @@ class Gatekeeper:
                 decision_id=decision_id,
                 policy_revision=self.engine.revision,
             )
+        seq = None
         if self.audit is not None:
-            decision = self._record(decision, document, result, session)
-        return decision, facts
+            decision, seq = self._record(decision, document, result, session, durable=durable)
+        return decision, facts, seq
 
     def _analyse_and_evaluate(
-        self, call: ToolCall, document: dict[str, Any], timings: dict[str, float], started: float
+        self,
+        call: ToolCall,
+        document: dict[str, Any],
+        timings: dict[str, float],
+        started: float,
+        *,
+        only_cached: bool = False,
     ) -> tuple[Facts, Any]:
         """Facts and the engine's answer (or its GatekeeperError); sets ``document["facts"]``.
 
@@ -142,11 +177,13 @@ class Gatekeeper:
         """
         revision = self.engine.revision
         key = self.cache.key(revision, document) if self.cache.size else None
-        cached = self.cache.get(key)
+        cached = self.cache.get(key, count_miss=not only_cached)
         if cached is not None:
             facts, document["facts"], result = cached
             timings["cache"] = _ms(time.perf_counter() - started)
             return facts, result
+        if only_cached:
+            raise _NotCached
         facts = analyse_call(call, self._analysis_options)
         document["facts"] = facts_to_dict(facts)
         analysed = time.perf_counter()
@@ -167,12 +204,19 @@ class Gatekeeper:
         """Deny (and audit) input that is not even a tool call, such as a malformed batch line."""
         decision = fail_closed(code, message, id=call_id, policy_revision=self.engine.revision)
         if self.audit is not None:
-            decision = self._record(decision, {"call": raw, "context": self._context}, None, None)
+            decision, _seq = self._record(decision, {"call": raw, "context": self._context}, None, None)
         return decision
 
     def _record(
-        self, decision: Decision, document: dict[str, Any], result: Any, session: Mapping[str, Any] | None
-    ) -> Decision:
+        self,
+        decision: Decision,
+        document: dict[str, Any],
+        result: Any,
+        session: Mapping[str, Any] | None,
+        *,
+        durable: bool = True,
+    ) -> tuple[Decision, int | None]:
+        """The decision as recorded (a deny if it cannot be) and its record's seq."""
         fields = {
             "decision_id": decision.decision_id,
             "timestamp": utc_timestamp(),
@@ -199,17 +243,10 @@ class Gatekeeper:
             fields["masked"] = [MASKED_HISTORY]
         assert self.audit is not None  # noqa: S101 - checked by the caller
         try:
-            self.audit.append(fields)
+            record = self.audit.append(fields, durable=durable)
         except AuditError as error:
-            # A decision that cannot be recorded is not made: deny, and say why.
-            return fail_closed(
-                error.code,
-                error.message,
-                id=decision.id,
-                decision_id=decision.decision_id,
-                policy_revision=decision.policy_revision,
-            )
-        return decision
+            return unrecorded(decision, error), None
+        return decision, int(record["seq"])
 
     def close(self) -> None:
         self.engine.close()
@@ -221,6 +258,17 @@ class Gatekeeper:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def unrecorded(decision: Decision, error: AuditError) -> Decision:
+    """A decision that cannot be recorded is not made: deny, and say why."""
+    return fail_closed(
+        error.code,
+        error.message,
+        id=decision.id,
+        decision_id=decision.decision_id,
+        policy_revision=decision.policy_revision,
+    )
 
 
 def audited_input(document: dict[str, Any]) -> dict[str, Any]:
@@ -263,6 +311,10 @@ def _call_id(call: Any) -> str | None:
 def _session_id(call: Any) -> Any:
     # The call may be anything a client sent (a list, a string): only a mapping has a session.
     return call.get("session_id") if isinstance(call, Mapping) else None
+
+
+class _NotCached(Exception):
+    """Raised inside :meth:`Gatekeeper._decide` when only a cached answer was asked for."""
 
 
 def _ms(seconds: float) -> float:

@@ -68,14 +68,18 @@ class DecisionCache:
             return None
         return hashlib.sha256(f"{revision}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
-    def get(self, key: str | None) -> Any | None:
-        """The stored entry, or None (a miss) when absent or when the engine is not known to be fresh."""
+    def get(self, key: str | None, *, count_miss: bool = True) -> Any | None:
+        """The stored entry, or None (a miss) when absent or when the engine is not known to be fresh.
+
+        ``count_miss=False`` for a look that a full lookup will follow (the service probes the cache
+        on its event loop before deciding on a thread), so each call counts once.
+        """
         if key is None or self.size == 0:
             return None
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or not self._fresh():
-                self.misses += 1
+                self.misses += count_miss
                 return None
             self._entries.move_to_end(key)
             self.hits += 1

@@ -194,7 +194,7 @@ class AgentApi:
         return response
 
     async def _decide(self, request: Request, raw: Any) -> Decided:
-        decided: Decided = await self.ctx.in_thread(self.service.decide, raw)
+        decided = await self.service.decide_async(raw)
         request.state.decision_id = decided.decision.decision_id
         return decided
 

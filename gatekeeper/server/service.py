@@ -7,6 +7,7 @@ executor as ``gatekeeper check`` and ``gatekeeper exec``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -17,13 +18,14 @@ from typing import Any
 import structlog
 
 from gatekeeper.audit import AuditLog, default_audit_path
-from gatekeeper.core import Gatekeeper, build_engine
+from gatekeeper.core import Gatekeeper, build_engine, unrecorded
 from gatekeeper.errors import AuditError, ErrorCode, ExecutionError, InputError
 from gatekeeper.execute import run_command
 from gatekeeper.models import Decision, ExecResult, ToolCall
 from gatekeeper.policy.engine import PolicyEngine
 from gatekeeper.server.approvals import Approval, ApprovalStore
 from gatekeeper.server.config import ServiceConfig
+from gatekeeper.server.durability import DurableWaits
 from gatekeeper.server.headless import HeadlessAskEngine
 from gatekeeper.server.metrics import ServiceMetrics
 from gatekeeper.server.sessions import SessionStore
@@ -78,9 +80,46 @@ class Service:
         self._exec_slots = threading.BoundedSemaphore(config.server.max_concurrent_executions)
         # Threads that decide (analysis, evaluation, fsync'd audit): concurrent decisions share fsyncs.
         self.decide_threads = ThreadPoolExecutor(config.server.threads, thread_name_prefix="gk-decide")
+        self._durable = DurableWaits(audit_log, self.decide_threads)
         self.default_cwd = os.getcwd()
 
     # -- deciding ----------------------------------------------------------------------------------
+
+    async def decide_async(self, raw: Any) -> Decided:
+        """Decide one request body from the event loop; never raises.
+
+        A call without a session whose answer is cached is decided and recorded right here and
+        answered once its record is durable: it needs neither the analysis nor the policies, and
+        the deciding threads' hand-off and lock turns were most of its cost. Anything else (new
+        calls, sessions, bad input) is decided on a deciding thread by :meth:`decide`.
+        """
+        started = time.perf_counter()
+        call = self._sessionless_call(raw)
+        cached = self.gatekeeper.decide_if_cached(call) if call is not None else None
+        if call is None or cached is None:
+            loop = asyncio.get_running_loop()
+            work = call if call is not None else raw
+            decided: Decided = await loop.run_in_executor(self.decide_threads, self.decide, work)
+            return decided
+        decision, seq = cached
+        if seq is not None:
+            try:
+                await self._durable.wait(seq)
+            except AuditError as error:
+                decision = unrecorded(decision, error)
+        self.metrics.observe_decision(decision, time.perf_counter() - started)
+        return Decided(call, decision)
+
+    def _sessionless_call(self, raw: Any) -> ToolCall | None:
+        """The call, when it may be answered from the cache on the event loop (no session: a
+        session's calls are decided one at a time, under a lock a coroutine must not wait for)."""
+        if not self.gatekeeper.cache.size or not isinstance(raw, dict) or raw.get("session_id"):
+            return None
+        try:
+            call = ToolCall.parse(raw)
+        except InputError:
+            return None  # decided (an audited deny) on a thread, like every other call
+        return None if call.session_id else call
 
     def decide(self, raw: Any) -> Decided:
         """Decide one request body; never raises (bad input and failures are audited denies)."""
