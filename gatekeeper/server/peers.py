@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
@@ -28,6 +29,7 @@ PEER_HEADER = "x-gatekeeper-peer"
 _FORWARDED_REQUEST_HEADERS = ("authorization", "content-type")
 _RELAYED_RESPONSE_HEADERS = ("content-type", "www-authenticate")
 PEER_QUERY_TIMEOUT_S = 10.0
+_Answer = TypeVar("_Answer")
 
 
 class PeerError(Exception):
@@ -176,40 +178,32 @@ class Peers:
         silent = {index: error for index, error in answers.items() if isinstance(error, PeerError)}
         if silent:
             named = "; ".join(f"worker {index}: {error}" for index, error in silent.items())
-            raise ApiError(
-                503, ErrorCode.WORKER_UNAVAILABLE, f"not found here, and not every worker answered ({named})"
-            )
-        raise ApiError(
-            404, ErrorCode.NOT_FOUND, f"no approval {request.path_params.get('approval_id', '')}".rstrip()
-        )
+            message = f"{not_found} here, and not every worker answered ({named})"
+            raise ApiError(503, ErrorCode.WORKER_UNAVAILABLE, message)
+        raise ApiError(404, ErrorCode.NOT_FOUND, not_found)
 
     async def forward_to_others(self, request: Request, body: bytes = b"") -> dict[int, Response | PeerError]:
         """``request`` forwarded to every other worker at once; each answer or its failure."""
+        return await self._each_other(lambda index: self.forward(request, index, body))
 
-        async def one(index: int) -> Response | PeerError:
+    async def ask_others(self, method: str, target: str) -> dict[int, PeerAnswer | PeerError]:
+        """The same internal request to every other worker, at once; each answer or its failure."""
+        headers = {PEER_HEADER: self.plan.peer_token}
+        return await self._each_other(
+            lambda index: self._clients[index].request(
+                method, target, headers=headers, timeout_s=PEER_QUERY_TIMEOUT_S
+            )
+        )
+
+    async def _each_other(self, ask: Callable[[int], Awaitable[_Answer]]) -> dict[int, _Answer | PeerError]:
+        async def one(index: int) -> _Answer | PeerError:
             try:
-                return await self.forward(request, index, body)
+                return await ask(index)
             except PeerError as error:
                 return error
 
         peers = self.plan.peers()
         answers = await asyncio.gather(*(one(index) for index in peers))
-        return dict(zip(peers, answers, strict=True))
-
-    async def ask_others(self, method: str, target: str) -> dict[int, PeerAnswer | PeerError]:
-        """The same internal request to every other worker, at once; each answer or its failure."""
-
-        async def ask(index: int) -> PeerAnswer | PeerError:
-            try:
-                headers = {PEER_HEADER: self.plan.peer_token}
-                return await self._clients[index].request(
-                    method, target, headers=headers, timeout_s=PEER_QUERY_TIMEOUT_S
-                )
-            except PeerError as error:
-                return error
-
-        peers = self.plan.peers()
-        answers = await asyncio.gather(*(ask(index) for index in peers))
         return dict(zip(peers, answers, strict=True))
 
     def close(self) -> None:

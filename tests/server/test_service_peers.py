@@ -56,6 +56,11 @@ def test_a_call_whose_owner_does_not_answer_is_denied_and_recorded(make_server, 
     assert data.status_code == 503
     assert agent.get(f"/v1/sessions/{elsewhere}").status_code == 503
 
+    # An approval this worker does not keep may be the silent worker's: not a 404.
+    unknown = agent.get("/v1/approvals/nope")
+    assert unknown.status_code == 503
+    assert unknown.json()["message"].startswith("no approval nope here, and not every worker answered")
+
     local = agent.post("/v1/decide", json={**call, "id": "c3", "session_id": here})
     assert local.status_code == 200
     assert local.json()["decision"] == "allow"
