@@ -80,7 +80,9 @@ class Service:
         self._exec_slots = threading.BoundedSemaphore(config.server.max_concurrent_executions)
         # Threads that decide (analysis, evaluation, fsync'd audit): concurrent decisions share fsyncs.
         self.decide_threads = ThreadPoolExecutor(config.server.threads, thread_name_prefix="gk-decide")
-        self._durable = DurableWaits(audit_log, self.decide_threads)
+        # Its own thread: the fsync of a cached call must not queue behind policy evaluations.
+        self._fsync_thread = ThreadPoolExecutor(1, thread_name_prefix="gk-fsync")
+        self._durable = DurableWaits(audit_log, self._fsync_thread)
         self.default_cwd = os.getcwd()
 
     # -- deciding ----------------------------------------------------------------------------------
@@ -227,6 +229,7 @@ class Service:
 
     def close(self) -> None:
         self.decide_threads.shutdown(wait=True)  # decisions under way finish and are recorded
+        self._fsync_thread.shutdown(wait=True)
         self.gatekeeper.close()
 
 
