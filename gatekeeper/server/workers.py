@@ -131,6 +131,7 @@ class Supervisor:
                         continue
                     log.error("worker_exited", worker=index, pid=process.pid, exit_code=process.exitcode)
                     if process.exitcode == CANNOT_START:
+                        log.error("workers_cannot_start", worker=index, reason="see worker_cannot_start")
                         status = 1
                         self._stop.set()
                         break

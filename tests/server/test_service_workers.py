@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -251,6 +253,23 @@ def test_a_worker_killed_mid_load_is_replaced_and_no_answered_decision_is_lost(t
         assert decision_id in recorded, f"{call_id} was answered but is not in the audit log"
         assert recorded[decision_id]["call_id"] == call_id
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+
+
+def test_policies_that_do_not_compile_stop_the_service_instead_of_restarting_workers(tmp_path: Path):
+    broken = tmp_path / "policies" / "gatekeeper"
+    broken.mkdir(parents=True)
+    (broken / "main.rego").write_text("package gatekeeper\n\ndecision := {")
+    command = [
+        sys.executable, "-m", "gatekeeper", "serve", "--port", "0", "--workers", "2",
+        "--policies", str(broken.parent), "--audit-log", str(tmp_path / "audit.jsonl"),
+    ]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+    assert run.returncode == 1
+    events = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    [cannot] = [e for e in events if e["event"] == "worker_cannot_start"][:1]
+    assert "do not compile" in cannot["error"]
+    assert sum(e["event"] == "worker_started" for e in events) == 2  # no restarts
+    assert events[-1]["event"] == "server_stopped"
 
 
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path):
