@@ -1,6 +1,7 @@
 """Bounded load on a loopback gatekeeper service: throughput, latency, errors, one audit record each.
 
     .venv/bin/python benchmarks/load.py [--clients 64] [--requests 10000] [--engine embedded|opa]
+        [--workers N] [--threads N] [--sessions N] [--workload sample|unique|repeat]
     .venv/bin/python benchmarks/load.py --url http://127.0.0.1:8700 --audit-log PATH [--token T]
 
 Without ``--url`` it starts ``gatekeeper serve`` on a free 127.0.0.1 port with a fresh audit log,
