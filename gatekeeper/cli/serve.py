@@ -50,7 +50,13 @@ def serve(
         typer.Option("--on-ask", help="With approvals: wait (block /v1/execute) or pending (202)."),
     ] = None,
     threads: Annotated[
-        int | None, typer.Option("--threads", help="Threads deciding calls (per worker).", min=1)
+        int | None,
+        typer.Option(
+            "--threads",
+            help="Threads deciding new calls, per worker (default: the CPU count for the embedded "
+            "engine, 16 for OPA).",
+            min=1,
+        ),
     ] = None,
     workers: Annotated[
         int | None,

@@ -71,8 +71,11 @@ class ServerSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
-    threads: int = Field(
-        default=16, ge=1, le=256, description="Threads deciding and executing calls, per worker."
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Threads deciding new calls, per worker (default: see deciding_threads).",
     )
     workers: int = Field(
         default=1, ge=1, le=64, description="Processes sharing the port; a session stays with one."
@@ -125,6 +128,21 @@ class ServiceConfig(BaseModel):
         overlap = set(server.agent_tokens) & set(server.admin_tokens)
         if overlap:
             raise InputError("an agent token must not also be an admin token")
+
+
+def deciding_threads(threads: int | None, engine: str) -> int:
+    """``threads`` when set; else the CPUs this process may use (at least 2) for the embedded engine,
+    whose evaluations run in parallel outside the interpreter lock and only compete for cores beyond
+    that, and 16 for OPA, where a deciding thread mostly waits for OPA's answer."""
+    if threads is not None:
+        return threads
+    if engine != "embedded":
+        return 16
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 2
+    return max(2, cpus)
 
 
 def is_loopback(host: str) -> bool:

@@ -24,7 +24,7 @@ from gatekeeper.execute import run_command
 from gatekeeper.models import Decision, ExecResult, ToolCall
 from gatekeeper.policy.engine import PolicyEngine
 from gatekeeper.server.approvals import Approval, ApprovalStore
-from gatekeeper.server.config import ServiceConfig
+from gatekeeper.server.config import ServiceConfig, deciding_threads
 from gatekeeper.server.durability import DurableWaits
 from gatekeeper.server.headless import HeadlessAskEngine
 from gatekeeper.server.metrics import ServiceMetrics
@@ -79,7 +79,8 @@ class Service:
         )
         self._exec_slots = threading.BoundedSemaphore(config.server.max_concurrent_executions)
         # Threads that decide (analysis, evaluation, fsync'd audit): concurrent decisions share fsyncs.
-        self.decide_threads = ThreadPoolExecutor(config.server.threads, thread_name_prefix="gk-decide")
+        threads = deciding_threads(config.server.threads, self.engine.name)
+        self.decide_threads = ThreadPoolExecutor(threads, thread_name_prefix="gk-decide")
         # Its own thread: the fsync of a cached call must not queue behind policy evaluations.
         self._fsync_thread = ThreadPoolExecutor(1, thread_name_prefix="gk-fsync")
         self._durable = DurableWaits(audit_log, self._fsync_thread)

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from gatekeeper.cli import app as cli_app
 from gatekeeper.errors import InputError
-from gatekeeper.server.config import load_service_config
+from gatekeeper.server.config import deciding_threads, load_service_config
 
 TINY_POLICY = """package gatekeeper
 
@@ -91,3 +91,12 @@ def test_reload_of_an_engine_without_reload_is_409(served):
     response = served.admin.post("/v1/admin/reload")
     assert response.status_code == 409
     assert response.json()["code"] == "not_supported"
+
+
+def test_deciding_threads_follow_the_engine_unless_set(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    assert deciding_threads(None, "embedded") == 4  # rego-cpp evaluations compete for cores
+    assert deciding_threads(None, "opa") == 16  # threads mostly wait for OPA's answer
+    assert deciding_threads(3, "embedded") == 3
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0}, raising=False)
+    assert deciding_threads(None, "embedded") == 2
