@@ -176,7 +176,11 @@ class Gatekeeper:
         the analysis and the evaluation; its timing is then ``cache`` alone.
         """
         revision = self.engine.revision
-        key = self.cache.key(revision, document) if self.cache.size else None
+        # A session's history names its earlier decisions by id, so an input with a history never
+        # repeats: keying it (a dump of up to 64 calls) and storing it would only evict answers that
+        # can be used again.
+        cacheable = self.cache.size and not _session_history(document)
+        key = self.cache.key(revision, document) if cacheable else None
         cached = self.cache.get(key, count_miss=not only_cached)
         if cached is not None:
             facts, document["facts"], result = cached
@@ -194,7 +198,7 @@ class Gatekeeper:
         except GatekeeperError as error:
             result = error
         timings["evaluate"] = _ms(time.perf_counter() - analysed)
-        if self.cache.size and self.engine.revision != revision:
+        if cacheable and self.engine.revision != revision:
             # A remote engine reports its revision with the answer: file it under that one.
             key = self.cache.key(self.engine.revision, {k: v for k, v in document.items() if k != "facts"})
         self.cache.put(key, (facts, document["facts"], result), result)
@@ -286,6 +290,11 @@ def audited_input(document: dict[str, Any]) -> dict[str, Any]:
         return document
     ids = [_decision_id(entry) or entry for entry in history]
     return {**document, "session": {**session, "history": ids}}
+
+
+def _session_history(document: Mapping[str, Any]) -> bool:
+    session = document.get("session")
+    return isinstance(session, Mapping) and bool(session.get("history"))
 
 
 def _decision_id(entry: Any) -> str | None:

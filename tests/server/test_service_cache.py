@@ -65,6 +65,22 @@ def test_the_key_covers_the_working_directory_the_session_and_the_context():
     assert len(engine.documents) == 5
 
 
+def test_calls_with_a_session_history_are_neither_looked_up_nor_stored():
+    # The history names earlier decisions by id, so such an input never repeats; storing it would
+    # only evict answers that can be used again.
+    engine = FakeOpa(ALLOW)
+    gatekeeper = cached_gatekeeper(engine)
+    history = {"id": "s", "history": [{"id": "x", "decision_id": "d-1", "commands": []}]}
+    gatekeeper.decide(shell_call("ls"), session=history)
+    gatekeeper.decide(shell_call("ls"), session=history)
+    assert len(engine.documents) == 2
+    assert (len(gatekeeper.cache), gatekeeper.cache.hits, gatekeeper.cache.misses) == (0, 0, 0)
+    gatekeeper.decide(shell_call("ls"), session={"id": "s", "history": []})
+    gatekeeper.decide(shell_call("ls"), session={"id": "s", "history": []})
+    assert len(engine.documents) == 3  # a session without history yet is cached as before
+    assert len(gatekeeper.cache) == 1
+
+
 def test_a_remote_engine_is_asked_again_once_its_answers_are_older_than_max_age():
     engine = FakeOpa(ALLOW)
     gatekeeper = cached_gatekeeper(engine, max_age_s=0.2)
