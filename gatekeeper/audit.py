@@ -44,7 +44,12 @@ def canonical_json(value: Any) -> str:
 
 def record_hash(record: Mapping[str, Any]) -> str:
     body = {key: value for key, value in record.items() if key != "hash"}
-    return "sha256:" + hashlib.sha256(canonical_json(body).encode("ascii")).hexdigest()
+    return _hash_of(canonical_json(body))
+
+
+def _hash_of(canonical: str) -> str:
+    """The ``hash`` of a record whose canonical JSON (without ``hash``) is ``canonical``."""
+    return "sha256:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
 def utc_timestamp() -> str:
@@ -141,7 +146,7 @@ class AuditLog:
         event_dict["prev_hash"] = self._prev_hash
         event_dict.pop("hash", None)
         body = canonical_json(event_dict)
-        digest = "sha256:" + hashlib.sha256(body.encode("ascii")).hexdigest()
+        digest = _hash_of(body)
         self._prev_hash = digest
         self._last_record = {**event_dict, "hash": digest}
         return f'{body[:-1]},"hash":"{digest}"}}'
