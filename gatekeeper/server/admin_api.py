@@ -54,8 +54,8 @@ class AdminApi:
         if status is not None and status not in STATUSES:
             raise ApiError(400, ErrorCode.INVALID_INPUT, f"status must be one of {', '.join(STATUSES)}")
         listed = [approval.public() for approval in self.service.approvals.list(status)]
-        peers = self.ctx.peers
-        if peers is None or not peers.passes_on(request):
+        peers = self.ctx.peers_for(request)
+        if peers is None:
             return json_response(200, {"approvals": listed})
         # Each worker keeps the approvals of the calls it decided: gather them, oldest first.
         missing = []
@@ -91,8 +91,8 @@ class AdminApi:
                 lambda: self.service.approvals.resolve(approval_id, verdict, by=principal.name, reason=reason)
             )
         except ApprovalError as error:
-            peers = self.ctx.peers
-            if error.code == ErrorCode.NOT_FOUND and peers is not None and peers.passes_on(request):
+            peers = self.ctx.peers_for(request)
+            if error.code == ErrorCode.NOT_FOUND and peers is not None:
                 # Kept by the worker that decided the call: the verdict goes there (and wakes the
                 # request waiting for it, if any).
                 return await peers.find_elsewhere(request, error.message, json.dumps(body).encode())

@@ -119,14 +119,13 @@ class AgentApi:
     async def session(self, request: Request, session_id: str) -> Response:
         """The session's recent calls and decisions, as the policies see them."""
         self.ctx.authorise(request, "agent")
-        peers = self.ctx.peers
+        peers = self.ctx.peers_for(request)
         owner = peers.owner_elsewhere(session_id) if peers is not None else None
-        if peers is not None and owner is not None and peers.passes_on(request):
+        if peers is not None and owner is not None:
             try:
                 return await peers.forward(request, owner, b"")
             except PeerError as error:
-                failure = error
-                message = f"worker {owner}, which keeps session {session_id}, did not answer: {failure}"
+                message = f"worker {owner}, which keeps session {session_id}, did not answer: {error}"
                 raise ApiError(503, ErrorCode.WORKER_UNAVAILABLE, message) from None
         snapshot = self.service.sessions.snapshot(session_id)
         if snapshot is None:
@@ -139,8 +138,8 @@ class AgentApi:
         principal = self.ctx.authorise(request, "agent")
         approval = self.service.approvals.get(approval_id)
         if approval is None:
-            peers = self.ctx.peers
-            if peers is not None and peers.passes_on(request):
+            peers = self.ctx.peers_for(request)
+            if peers is not None:
                 return await peers.find_elsewhere(request, f"no approval {approval_id}")
             raise ApiError(404, ErrorCode.NOT_FOUND, f"no approval {approval_id}")
         return json_response(200, approval.public(full=principal.role == "admin"))
@@ -173,9 +172,9 @@ class AgentApi:
         Should the owner not answer, the call is denied here (and recorded): never decided without
         its session's history, never allowed.
         """
-        peers = self.ctx.peers
+        peers = self.ctx.peers_for(request)
         owner = peers.owner_elsewhere(session_id) if peers is not None else None
-        if peers is None or owner is None or not peers.passes_on(request):
+        if peers is None or owner is None:
             return None
         request.state.forwarded_to = owner
         try:

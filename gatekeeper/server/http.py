@@ -88,6 +88,13 @@ class ApiContext:
             peers=peers,
         )
 
+    def peers_for(self, request: Request) -> Peers | None:
+        """The other workers, when ``request`` may be passed on to them: not when this process is the
+        only one, nor when a peer sent it (a request is passed on once, never in a loop)."""
+        if self.peers is None or self.peers.is_peer(request):
+            return None
+        return self.peers
+
     def authorise(self, request: Request, role: Role) -> Principal:
         outcome = self.auth.authorise(request.headers.get("authorization"), role)
         if isinstance(outcome, AuthFailure):

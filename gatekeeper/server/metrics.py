@@ -79,7 +79,6 @@ class ServiceMetrics:
             ["result"],
             registry=r,
         )
-
         self.forwarded = Counter(
             "gatekeeper_forwarded_requests",
             "Requests sent to the worker that owns their session, by owner and answer status.",

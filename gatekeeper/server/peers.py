@@ -160,10 +160,6 @@ class Peers:
         relayed = {name: answer.headers[name] for name in _RELAYED_RESPONSE_HEADERS if name in answer.headers}
         return Response(answer.body, status_code=answer.status, headers=relayed)
 
-    def passes_on(self, request: Request) -> bool:
-        """Whether this worker may pass ``request`` to others: not when a peer sent it (no loops)."""
-        return not self.is_peer(request)
-
     async def find_elsewhere(self, request: Request, not_found: str, body: bytes = b"") -> Response:
         """The answer of the worker that has what ``request`` names (an approval), asking all others.
 
