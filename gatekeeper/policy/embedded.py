@@ -142,6 +142,10 @@ class EmbeddedEngine:
         self._local.compiled = compiled
         return source
 
+    def prepare(self) -> None:
+        """Compile the calling thread's copy of the current policies now, not at its first call."""
+        self._compiled()
+
     def evaluate(self, document: dict[str, Any]) -> Any:
         compiled = self._compiled()
         try:

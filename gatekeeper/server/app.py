@@ -18,6 +18,7 @@ the decision routes audit every request they answer, unreadable and oversize one
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,6 +54,8 @@ def create_app(service: Service) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Before the first request is taken: no early call waits for a deciding thread's compile.
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in service.prepare_deciding_threads()))
         yield
         if peers is not None:
             peers.close()

@@ -61,5 +61,15 @@ class HeadlessAskEngine:
         reload()
         return self.inner.revision
 
+    @property
+    def can_prepare(self) -> bool:
+        return callable(getattr(self.inner, "prepare", None))
+
+    def prepare(self) -> None:
+        """Get the calling thread ready to evaluate, for an inner engine that compiles per thread."""
+        prepare = getattr(self.inner, "prepare", None)
+        if callable(prepare):
+            prepare()
+
     def close(self) -> None:
         self.inner.close()
