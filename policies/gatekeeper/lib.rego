@@ -148,26 +148,29 @@ via_names(c, kind) := [v.name | some v in c.via; v.kind == kind]
 
 # --- argv ------------------------------------------------------------------------------------
 
-# Non-option arguments, in order; everything after `--` is an operand. A lone `-` is an operand.
-positionals(args) := [a |
-	some i
-	a := args[i]
-	is_operand(args, i)
-]
+# Non-option arguments, in order; everything after the first `--` is an operand. A lone `-` is an
+# operand. Two slices around the first `--` rather than a test per argument: rego-cpp pays for
+# every call, and this runs for every command.
+positionals(args) := array.concat(
+	[a | some a in array.slice(args, 0, end); not option_like(a)],
+	array.slice(args, end + 1, count(args)),
+) if {
+	end := end_of_options(args)
+}
 
-is_operand(args, i) if after_end_of_options(args, i)
+# args[i] is an operand (see positionals).
+is_operand(args, i) if i > end_of_options(args)
 
 is_operand(args, i) if {
-	not after_end_of_options(args, i)
+	i < end_of_options(args)
 	not option_like(args[i])
-	args[i] != "--"
 }
 
-after_end_of_options(args, i) if {
-	some j
-	args[j] == "--"
-	j < i
-}
+# The index of the first `--`, or count(args) when there is none.
+end_of_options(args) := min(ends) if {
+	ends := [j | some j; args[j] == "--"]
+	count(ends) > 0
+} else := count(args)
 
 option_like(a) if {
 	startswith(a, "-")
@@ -199,19 +202,22 @@ has_option(c, flags) if {
 }
 
 # The flags argument a may give: itself, `--long` of `--long=V`, `-x` of `-xV`. Options are
-# found by looking these up in a flag list rather than by a match per flag: rego-cpp pays tens
-# of microseconds per call, and commands × arguments × flags add up.
-option_names(a) := ({a} | {n |
-	startswith(a, "--")
-	parts := split(a, "=")
-	count(parts) > 1
-	some k in numbers.range(1, count(parts) - 1)
-	n := concat("=", array.slice(parts, 0, k))
-}) | {n |
-	startswith(a, "-")
+# found by looking these up in a flag list rather than by a match per flag, and the common
+# cases (an operand, a plain flag) are answered first: rego-cpp pays tens of microseconds per
+# call, and commands × arguments × flags add up.
+option_names(a) := {a} if {
+	not startswith(a, "-")
+} else := {a, substring(a, 0, 2)} if {
 	not startswith(a, "--")
 	count(a) > 2
-	n := substring(a, 0, 2)
+} else := {a} if {
+	not startswith(a, "--")
+} else := {a} if {
+	not contains(a, "=")
+} else := {a} | {n |
+	parts := split(a, "=")
+	some k in numbers.range(1, count(parts) - 1)
+	n := concat("=", array.slice(parts, 0, k))
 }
 
 short_option(f) if {
@@ -273,8 +279,18 @@ short(s) := concat("", [substring(s, 0, 160), "..."]) if {
 
 # --- paths -----------------------------------------------------------------------------------
 
-# Collapse `//`, `/./` and `dir/..`; no trailing slash (except the root).
-normalise(p) := out if {
+# Collapse `//`, `/./` and `dir/..`; no trailing slash (except the root). Most paths have none of
+# these, and few have a `..`: string tests find the cheap cases, so the seven regex replacements
+# (tens of microseconds each on rego-cpp) run only for paths that need them.
+normalise(p) := p if {
+	p != ""
+	not contains(p, "//")
+	not contains(p, "/.")
+	not endswith(p, "/")
+} else := without_trailing_slash(s2) if {
+	s2 := regex.replace(regex.replace(concat("", [p, "/"]), `/+`, "/"), `/(\./)+`, "/")
+	not contains(s2, "/../")
+} else := out if {
 	s1 := regex.replace(concat("", [p, "/"]), `/+`, "/")
 	s2 := regex.replace(s1, `/(\./)+`, "/")
 	s3 := regex.replace(s2, `/[^/]+/\.\./`, "/")
@@ -335,17 +351,13 @@ abs(c, s) := normalise(s) if {
 
 # A site path pattern with `~` expanded: to context.home when known, else to the literal `~`
 # and every data.gatekeeper.lib.home_dirs entry (/root, /home/*).
-expand_home(p) := {p} if not is_tilde(p)
-
-expand_home(p) := {expand_tilde(p)} if {
-	is_tilde(p)
+expand_home(p) := {p} if {
+	not startswith(p, "~")
+} else := {p} if {
+	not is_tilde(p)
+} else := {expand_tilde(p)} if {
 	has_user_home
-}
-
-expand_home(p) := {p} | {concat("", [h, substring(p, 1, -1)]) | some h in data.gatekeeper.lib.home_dirs} if {
-	is_tilde(p)
-	not has_user_home
-}
+} else := {p} | {concat("", [h, substring(p, 1, -1)]) | some h in data.gatekeeper.lib.home_dirs}
 
 expand_all(patterns) := {x | some p in patterns; some x in expand_home(p)}
 

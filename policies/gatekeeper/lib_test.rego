@@ -94,6 +94,19 @@ test_positionals_skip_options_and_keep_everything_after_double_dash if {
 	lib.positionals(["-r", "a", "-", "--", "-b", "c"]) == ["a", "-", "-b", "c"]
 }
 
+test_positionals_without_double_dash_and_with_a_second_one if {
+	lib.positionals(["-r", "a", "-x", "b"]) == ["a", "b"]
+	lib.positionals(["--", "--", "-a"]) == ["--", "-a"]
+	lib.positionals([]) == []
+}
+
+test_is_operand_agrees_with_positionals if {
+	args := ["-r", "a", "-", "--", "-b", "--", "c"]
+	operands := [i | some i, _ in args; lib.is_operand(args, i)]
+	operands == [1, 2, 4, 5, 6]
+	[args[i] | some i in operands] == lib.positionals(args)
+}
+
 test_subcommands_are_the_first_three_operands if {
 	lib.subcommands({"positionals": ["compose", "down", "x", "y"]}) == ["compose", "down", "x"]
 }
@@ -173,6 +186,15 @@ test_normalise_collapses_dots_and_slashes if {
 	lib.normalise("/a/b/../../c") == "/c"
 	lib.normalise("/../x") == "/x"
 	lib.normalise("/") == "/"
+	lib.normalise("/a/.") == "/a"
+	lib.normalise("") == "/"
+}
+
+test_normalise_leaves_clean_paths_alone if {
+	lib.normalise("/a/b.c/.d") == "/a/b.c/.d"
+	lib.normalise("/a/b/") == "/a/b"
+	lib.normalise("rel/x") == "rel/x"
+	lib.normalise("/a..b/c") == "/a..b/c"
 }
 
 test_basename_and_dirname if {
@@ -193,6 +215,8 @@ test_abs_resolves_against_cwd_and_home if {
 test_expand_home_uses_context_home_when_known if {
 	lib.expand_home("~/models") == {"/home/agent/models"} with input as t.shell([])
 	lib.expand_home("/opt/models") == {"/opt/models"} with input as t.shell([])
+	lib.expand_home("~bob/models") == {"~bob/models"} with input as t.shell([])
+	lib.expand_home("~") == {"/home/agent"} with input as t.shell([])
 }
 
 test_expand_home_without_known_home_covers_root_and_every_user if {
