@@ -195,6 +195,10 @@ test_normalise_leaves_clean_paths_alone if {
 	lib.normalise("/a/b/") == "/a/b"
 	lib.normalise("rel/x") == "rel/x"
 	lib.normalise("/a..b/c") == "/a..b/c"
+	lib.normalise("/home/agent/.bashrc") == "/home/agent/.bashrc"
+	lib.normalise("/a/..b/.c.") == "/a/..b/.c."
+	lib.normalise("/a/b/.") == "/a/b"
+	lib.normalise("/a/b/..") == "/a"
 }
 
 test_basename_and_dirname if {
