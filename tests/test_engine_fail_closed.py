@@ -186,3 +186,15 @@ def test_quotes_backslashes_and_newlines_survive_the_embedded_engine(tmp_path):
     decision = Gatekeeper(engine=EmbeddedEngine(tmp_path)).decide(shell_call(command))
     assert decision.error is None, decision.error
     assert decision.violations[0].message == command
+
+
+def test_glob_match_on_a_stray_backslash_fails_closed_on_the_embedded_engine():
+    # rego-cpp cannot glob.match a string holding `\x` (not a JSON escape); the pack reaches it for
+    # a sed script taken as an in-place edit's operand. The query fails, so the call is denied
+    # (docs/opa.md lists the difference; OPA allows this call).
+    command = "find . -type f -exec sed '1s/^\\xEF\\xBB\\xBF//' -i.bak {} \\; -exec rm {}.bak \\;"
+    decision = Gatekeeper(engine=EmbeddedEngine()).decide(shell_call(command, cwd="/home/agent"))
+    assert decision.decision is Outcome.DENY
+    assert decision.error is not None
+    assert decision.error.code == ErrorCode.ENGINE_ERROR
+    assert "Invalid escape sequence" in decision.error.message
