@@ -242,7 +242,8 @@ class Service:
         return previous, current
 
     def record_reload(self, previous: str | None, current: str | None) -> None:
-        """Metrics, audit event and log line for a reload (admin API or the policy watcher)."""
+        """Metrics, audit event and log line for a reload (admin API or the policy watcher); after a
+        new revision, the deciding threads compile it in the background."""
         self.metrics.set_policy(current, self.engine.name)
         if current != previous:
             self.prepare_deciding_threads()  # in the background: the reload answers now
