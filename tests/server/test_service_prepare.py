@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from service_helpers import ScriptedEngine, shell
 from structlog.testing import capture_logs
 
+from gatekeeper.config import Config
+from gatekeeper.core import Gatekeeper
 from gatekeeper.policy import embedded
 from gatekeeper.policy.embedded import EmbeddedEngine
 from gatekeeper.server.headless import HeadlessAskEngine
+from gatekeeper.testing import shell_call
 
 
 class PreparingEngine(ScriptedEngine):
@@ -95,7 +97,7 @@ def test_an_engine_that_compiles_nothing_per_thread_is_left_alone(served):
     assert served.agent.post("/v1/decide", json=shell("ls")).json()["decision"] == "allow"
 
 
-def test_the_embedded_engine_compiles_a_prepared_thread_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def test_the_embedded_engine_compiles_a_prepared_thread_once(monkeypatch: pytest.MonkeyPatch):
     compiled_in: list[str] = []
     real = embedded._Compiled
 
@@ -107,30 +109,18 @@ def test_the_embedded_engine_compiles_a_prepared_thread_once(monkeypatch: pytest
     monkeypatch.setattr(embedded, "_Compiled", Counted)
     engine = HeadlessAskEngine(EmbeddedEngine(), headless=True)
     assert engine.can_prepare
-    answers: list[Any] = []
+    gatekeeper = Gatekeeper(Config(home="/home/agent"), engine=engine)
+    outcomes: list[str] = []
 
     def prepare_then_decide() -> None:
         engine.prepare()
-        answers.append(engine.evaluate(_document("git status")))
-        answers.append(engine.evaluate(_document("ls -la")))
+        for command in ("git status", "ls -la", "cp -r /models/llama /tmp/x"):
+            outcomes.append(gatekeeper.decide(shell_call(command, cwd="/home/agent")).decision.value)
 
     worker = threading.Thread(target=prepare_then_decide, name="deciding")
     worker.start()
     worker.join(60)
-    # One compile at construction (on this thread), one by prepare(); evaluating compiles nothing.
+    # One compile at construction (on this thread), one by prepare(); deciding compiles nothing.
     assert compiled_in == [threading.current_thread().name, "deciding"]
-    assert [answer["decision"] for answer in answers] == ["allow", "allow"]
-    engine.close()
-
-
-def _document(command: str) -> dict[str, Any]:
-    from gatekeeper.analysis import analyse_call, facts_to_dict  # noqa: PLC0415
-    from gatekeeper.models import ToolCall  # noqa: PLC0415
-
-    call = ToolCall.shell(command, cwd="/home/agent")
-    return {
-        "call": call.model_dump(mode="json", exclude_none=True),
-        "session": {},
-        "context": {"headless": True, "home": "/home/agent"},
-        "facts": facts_to_dict(analyse_call(call)),
-    }
+    assert outcomes == ["allow", "allow", "deny"]
+    gatekeeper.close()
