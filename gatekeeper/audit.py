@@ -33,7 +33,6 @@ import structlog
 from gatekeeper.errors import AuditError
 
 GENESIS_HASH = "sha256:" + "0" * 64
-_TAIL_CHUNK = 1 << 16
 _TAIL_STEP = 1 << 13  # a record is about 1-3 KB; longer ones are found by reading further back
 
 
@@ -210,45 +209,37 @@ class AuditLog:
 
         A last line without its newline (a crash mid-write) is moved aside first.
         """
-        step = _TAIL_STEP
         while size > 0:
-            start = max(0, size - step)
-            chunk = os.pread(self._fd, size - start, start)
-            if not chunk.endswith(b"\n"):
-                self._repair_partial_tail(size)
-                size = os.fstat(self._fd).st_size
-                continue
-            cut = chunk.rfind(b"\n", 0, len(chunk) - 1)
-            if cut != -1 or start == 0:
-                return chunk[cut + 1 : -1]
-            step *= 4
+            start, tail = self._last_piece(size)
+            if tail.endswith(b"\n"):
+                return tail[:-1]
+            self._move_partial_aside(start, tail)
+            size = start
         return None
 
-    def _repair_partial_tail(self, size: int) -> None:
+    def _last_piece(self, end: int) -> tuple[int, bytes]:
+        """Where the file's last line before ``end`` starts, and its bytes up to ``end`` (with its
+        newline, if it has one), read backwards from ``end`` in growing steps."""
+        step = _TAIL_STEP
+        while True:
+            start = max(0, end - step)
+            chunk = os.pread(self._fd, end - start, start)
+            cut = chunk.rfind(b"\n", 0, len(chunk) - 1)
+            if cut != -1:
+                return start + cut + 1, chunk[cut + 1 :]
+            if start == 0:
+                return 0, chunk
+            step *= 4
+
+    def _move_partial_aside(self, start: int, partial: bytes) -> None:
         """Move a half-written last line (a crash mid-write) aside so the chain continues cleanly.
 
         A record is acknowledged only after its line is complete and fsync'd, so a partial line was
         never returned to anyone; its bytes are kept in ``<log>.partial-<time>`` rather than lost.
         """
-        if size == 0:
-            return
-        with open(self.path, "rb") as handle:
-            start = max(0, size - _TAIL_CHUNK)
-            while True:
-                handle.seek(start)
-                chunk = handle.read(size - start)
-                if chunk.endswith(b"\n"):
-                    return
-                cut = chunk.rfind(b"\n")
-                if cut != -1 or start == 0:
-                    keep = start + cut + 1 if cut != -1 else 0
-                    break
-                start = max(0, start - _TAIL_CHUNK)
-            handle.seek(keep)
-            partial = handle.read()
         aside = self.path.with_name(f"{self.path.name}.partial-{time.time_ns()}")
         aside.write_bytes(partial)
-        os.truncate(self.path, keep)
+        os.truncate(self.path, start)
         structlog.get_logger("gatekeeper.audit").warning(
             "audit_tail_repaired", path=str(self.path), moved_bytes=len(partial), moved_to=str(aside)
         )

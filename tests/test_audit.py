@@ -140,6 +140,19 @@ def test_half_written_tail_is_moved_aside_and_the_chain_continues(tmp_path):
     assert aside.read_bytes() == b'{"decision":"allow","seq":4'
 
 
+def test_a_long_half_written_first_line_is_moved_aside_whole(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    partial = b'{"decision":"allow","input":"' + b"x" * 40_000  # longer than one tail read, no newline
+    path.write_bytes(partial)
+    _append_many(str(path), 2)
+    report = verify_log(path)
+    assert report.ok, report.describe()
+    assert report.records == 2
+    assert _records(path)[0]["seq"] == 1
+    [aside] = list(tmp_path.glob("audit.jsonl.partial-*"))
+    assert aside.read_bytes() == partial
+
+
 def test_verify_of_missing_file_fails_clearly(tmp_path):
     report = verify_log(tmp_path / "nope.jsonl")
     assert not report.ok
