@@ -119,9 +119,9 @@ class AgentApi:
     async def session(self, request: Request, session_id: str) -> Response:
         """The session's recent calls and decisions, as the policies see them."""
         self.ctx.authorise(request, "agent")
-        peers = self.ctx.peers_for(request)
-        owner = peers.owner_elsewhere(session_id) if peers is not None else None
-        if peers is not None and owner is not None:
+        elsewhere = self.ctx.session_owner(request, session_id)
+        if elsewhere is not None:
+            peers, owner = elsewhere
             try:
                 return await peers.forward(request, owner, b"")
             except PeerError as error:
@@ -172,10 +172,10 @@ class AgentApi:
         Should the owner not answer, the call is denied here (and recorded): never decided without
         its session's history, never allowed.
         """
-        peers = self.ctx.peers_for(request)
-        owner = peers.owner_elsewhere(session_id) if peers is not None else None
-        if peers is None or owner is None:
+        elsewhere = self.ctx.session_owner(request, session_id)
+        if elsewhere is None:
             return None
+        peers, owner = elsewhere
         request.state.forwarded_to = owner
         try:
             response = await peers.forward(request, owner, json.dumps(raw).encode())

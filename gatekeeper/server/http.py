@@ -95,6 +95,13 @@ class ApiContext:
             return None
         return self.peers
 
+    def session_owner(self, request: Request, session_id: Any) -> tuple[Peers, int] | None:
+        """The other worker that keeps ``session_id``, when ``request`` should go to it (see
+        :meth:`peers_for`); None to answer here."""
+        peers = self.peers_for(request)
+        owner = peers.owner_elsewhere(session_id) if peers is not None else None
+        return None if peers is None or owner is None else (peers, owner)
+
     def authorise(self, request: Request, role: Role) -> Principal:
         outcome = self.auth.authorise(request.headers.get("authorization"), role)
         if isinstance(outcome, AuthFailure):
