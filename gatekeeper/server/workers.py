@@ -63,9 +63,6 @@ class WorkerPlan:
         """The worker that keeps ``session_id``: the same answer in every process (unlike ``hash``)."""
         return zlib.crc32(session_id.encode("utf-8", "surrogatepass")) % self.count
 
-    def owns(self, session_id: str) -> bool:
-        return self.owner_of(session_id) == self.index
-
     def socket_path(self, index: int) -> str:
         return os.path.join(self.runtime_dir, f"worker-{index}.sock")
 
