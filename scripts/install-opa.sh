@@ -7,7 +7,12 @@ cd "$(dirname "$0")/.."
 version=$(tr -d '[:space:]' < OPA_VERSION)
 target=.tools/bin/opa
 
-has_version() { [ -x "$1" ] && "$1" version 2>/dev/null | grep -qx "Version: ${version#v}"; }
+# Read the whole output before matching: `opa version | grep -q` under pipefail fails whenever grep exits
+# before opa finishes writing and opa dies of SIGPIPE.
+has_version() {
+  local printed
+  [ -x "$1" ] && printed=$("$1" version 2>/dev/null) && grep -qx "Version: ${version#v}" <<<"$printed"
+}
 
 if has_version "$target"; then
   echo "opa ${version} already installed at ${target}"
