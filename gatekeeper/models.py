@@ -8,9 +8,17 @@ must reject bad input with a clear message. The analyser's internal facts are pl
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from gatekeeper.errors import InputError
 
@@ -45,6 +53,14 @@ class Mode(StrEnum):
     OBSERVE = "observe"
 
 
+# Batch files often carry numeric ids: a ToolCall takes them and keeps them as text
+# (``ToolCall._ids_are_strings``), and its JSON schema for requests says so.
+TextId = Annotated[
+    str | None,
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]}, mode="validation"),
+]
+
+
 class ToolCall(BaseModel):
     """One tool call proposed by an agent.
 
@@ -57,11 +73,11 @@ class ToolCall(BaseModel):
 
     model_config = ConfigDict(extra="allow", str_strip_whitespace=False)
 
-    id: str | None = None
+    id: TextId = None
     tool: str = Field(min_length=1)
     arguments: dict[str, Any] = Field(default_factory=dict)
-    session_id: str | None = None
-    agent_id: str | None = None
+    session_id: TextId = None
+    agent_id: TextId = None
     cwd: str | None = None
 
     @field_validator("id", "session_id", "agent_id", mode="before")

@@ -7,16 +7,19 @@ import json
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from gatekeeper.errors import ErrorCode, GatekeeperError, PolicyLoadError
 from gatekeeper.server.agent_api import run_in_executor_thread
 from gatekeeper.server.approvals import Approval, ApprovalError, Verdict
 from gatekeeper.server.http import ApiContext, ApiError, BodyTooLarge, json_response, log
+from gatekeeper.server.openapi import ApprovalList, ApprovalView, ReloadAnswer, answers
 from gatekeeper.server.peers import PeerAnswer, PeerError
 
 STATUSES = ("pending", "approved", "denied", "expired")
+# Checked in the route, so that the answer names the allowed values; documented as an enum.
+_STATUS_QUERY = Query(None, json_schema_extra={"enum": list(STATUSES)}, description="Only these approvals")
 _VERDICT_BODY = {
     "requestBody": {
         "required": True,
@@ -41,14 +44,38 @@ class AdminApi:
 
     def router(self) -> APIRouter:
         router = APIRouter(tags=["admin"])
-        router.add_api_route("/v1/approvals", self.list_approvals, methods=["GET"])
         router.add_api_route(
-            "/v1/approvals/{approval_id}", self.resolve, methods=["POST"], openapi_extra=_VERDICT_BODY
+            "/v1/approvals",
+            self.list_approvals,
+            methods=["GET"],
+            responses=answers(ApprovalList, 400, 401, 403),
         )
-        router.add_api_route("/v1/admin/reload", self.reload, methods=["POST"])
+        router.add_api_route(
+            "/v1/approvals/{approval_id}",
+            self.resolve,
+            methods=["POST"],
+            openapi_extra=_VERDICT_BODY,
+            responses=answers(
+                ApprovalView, 400, 401, 403, 404, 409, 413, 503, s409="Already resolved or expired"
+            ),
+        )
+        router.add_api_route(
+            "/v1/admin/reload",
+            self.reload,
+            methods=["POST"],
+            responses=answers(
+                ReloadAnswer,
+                401,
+                403,
+                409,
+                422,
+                s409="The engine cannot be reloaded by gatekeeper (OPA server)",
+                s422="The policies did not load; the running revision stays",
+            ),
+        )
         return router
 
-    async def list_approvals(self, request: Request, status: str | None = None) -> Response:
+    async def list_approvals(self, request: Request, status: str | None = _STATUS_QUERY) -> Response:
         """Approvals, oldest first; ``?status=pending`` for those waiting for a verdict."""
         self.ctx.authorise(request, "admin")
         if status is not None and status not in STATUSES:

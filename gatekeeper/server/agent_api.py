@@ -24,6 +24,14 @@ from gatekeeper.server.http import (
     json_response,
     log,
 )
+from gatekeeper.server.openapi import (
+    ApprovalView,
+    DataApiAnswer,
+    ExecuteAnswer,
+    PendingAnswer,
+    SessionView,
+    answers,
+)
 from gatekeeper.server.peers import PeerError
 from gatekeeper.server.service import Decided
 
@@ -35,7 +43,18 @@ _DATA_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"type": "object", "properties": {"input": _TOOL_CALL_SCHEMA}}}
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "input": {
+                            "description": "A ToolCall. As with OPA, any other value is evaluated too and "
+                            "answered 200, with a deny decision that names the problem.",
+                            "anyOf": [_TOOL_CALL_SCHEMA, {}],
+                        }
+                    },
+                }
+            }
         },
     }
 }
@@ -49,13 +68,51 @@ class AgentApi:
 
     def router(self) -> APIRouter:
         router = APIRouter(tags=["agent"])
-        router.add_api_route("/v1/decide", self.decide, methods=["POST"], openapi_extra=_CALL_BODY)
-        router.add_api_route("/v1/execute", self.execute, methods=["POST"], openapi_extra=_CALL_BODY)
         router.add_api_route(
-            "/v1/data/gatekeeper/decision", self.data_api, methods=["POST"], openapi_extra=_DATA_BODY
+            "/v1/decide",
+            self.decide,
+            methods=["POST"],
+            openapi_extra=_CALL_BODY,
+            responses=answers(Decision, 400, 401, 413, 503),
         )
-        router.add_api_route("/v1/sessions/{session_id}", self.session, methods=["GET"])
-        router.add_api_route("/v1/approvals/{approval_id}", self.approval, methods=["GET"])
+        router.add_api_route(
+            "/v1/execute",
+            self.execute,
+            methods=["POST"],
+            openapi_extra=_CALL_BODY,
+            responses=answers(
+                ExecuteAnswer,
+                400,
+                401,
+                403,
+                413,
+                422,
+                503,
+                s403="Blocked by policy, or approval denied or expired (the message is written for the "
+                "model); or /v1/execute is disabled",
+                s422="Decided but not run: not a shell call, or the command could not be started",
+            )
+            | {202: {"model": PendingAnswer, "description": "Awaiting a human's approval"}},
+        )
+        router.add_api_route(
+            "/v1/data/gatekeeper/decision",
+            self.data_api,
+            methods=["POST"],
+            openapi_extra=_DATA_BODY,
+            responses=answers(DataApiAnswer, 400, 401, 413, 503, s400="A body that is not a JSON object"),
+        )
+        router.add_api_route(
+            "/v1/sessions/{session_id}",
+            self.session,
+            methods=["GET"],
+            responses=answers(SessionView, 401, 404, 503),
+        )
+        router.add_api_route(
+            "/v1/approvals/{approval_id}",
+            self.approval,
+            methods=["GET"],
+            responses=answers(ApprovalView, 401, 404, 503),
+        )
         return router
 
     # -- routes ------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from gatekeeper.server.http import (
     log,
 )
 from gatekeeper.server.metrics import CONTENT_TYPE, merge_worker_metrics
+from gatekeeper.server.openapi import PROMETHEUS_TEXT, HealthAnswer, answers, install_openapi
 from gatekeeper.server.peers import PeerApi, PeerError, Peers
 from gatekeeper.server.service import Service
 
@@ -67,8 +68,9 @@ def create_app(service: Service) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
 
-    @app.get("/health", tags=["service"])
+    @app.get("/health", tags=["service"], responses=answers(HealthAnswer))
     async def health() -> Response:
         """Liveness, and which policies answer (with ``--workers``: the worker that answered)."""
         body: dict[str, object] = {
@@ -83,7 +85,7 @@ def create_app(service: Service) -> FastAPI:
             body |= {"worker": service.plan.index, "workers": service.plan.count}
         return json_response(200, body)
 
-    @app.get("/metrics", tags=["service"])
+    @app.get("/metrics", tags=["service"], responses=PROMETHEUS_TEXT)
     async def metrics(request: Request) -> Response:
         """Prometheus text exposition."""
         if service.settings.metrics_require_token:
