@@ -102,10 +102,17 @@ def create_app(service: Service) -> FastAPI:
         return Response(merge_worker_metrics(texts), media_type=CONTENT_TYPE)
 
     agent = AgentApi(ctx)
-    app.include_router(agent.router())
-    app.include_router(AdminApi(ctx).router())
+    routers = [agent.router(), AdminApi(ctx).router()]
     if peers is not None:
-        app.include_router(PeerApi(service, peers).router())
+        routers.append(PeerApi(service, peers).router())
+    for router in routers:
+        app.include_router(router)
+    # The routes with methods, for the Allow header of a 405 (app.routes holds each included router
+    # as one route).
+    app.state.method_routes = [
+        *(route for route in app.routes if getattr(route, "methods", None)),
+        *(route for router in routers for route in router.routes),
+    ]
     # Added before the request log, so it runs inside it (add_middleware wraps what came earlier).
     app.add_middleware(
         DecisionFastPath,

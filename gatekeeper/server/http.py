@@ -8,7 +8,7 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from gatekeeper.errors import ErrorCode
 from gatekeeper.models import Decision
@@ -169,9 +170,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return api_error_response(error)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, error: StarletteHTTPException) -> Response:
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
         code = _STATUS_CODES.get(error.status_code, ErrorCode.INVALID_INPUT)
-        return json_response(error.status_code, {"code": code, "message": str(error.detail)}, error.headers)
+        headers = error.headers
+        if error.status_code == 405:
+            routes = getattr(app.state, "method_routes", app.routes)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(routes, request.scope))}
+        return json_response(error.status_code, {"code": code, "message": str(error.detail)}, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, error: RequestValidationError) -> Response:
@@ -185,6 +190,20 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("request_failed", error=f"{type(error).__name__}: {error}")
         body = {"code": ErrorCode.INTERNAL_ERROR, "message": "internal error; see the server log"}
         return json_response(500, body)
+
+
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route of this path answers, for the ``Allow`` header of a 405.
+
+    Starlette's own names the methods of the first route of the path only, and the agent and admin
+    APIs each have a route on ``/v1/approvals/{approval_id}`` (GET and POST).
+    """
+    methods: set[str] = set()
+    for route in routes:
+        match, _child = route.matches(scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 class RequestLogMiddleware:

@@ -126,6 +126,14 @@ def test_reload(answer):
     assert answer("POST", "/v1/admin/reload").status_code == 403
 
 
+def test_a_method_a_path_does_not_answer_gets_405_naming_every_method_it_does(document_and_server):
+    _document, served = document_and_server
+    response = httpx.request("PUT", f"{served.url}/v1/approvals/any")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert response.json()["code"] == "method_not_allowed"
+
+
 def test_validation_errors_are_documented_as_400_not_fastapis_422(document_and_server):
     document, _served = document_and_server
     assert "HTTPValidationError" not in document["components"]["schemas"]
