@@ -1,0 +1,114 @@
+"""How the OPA engine's HTTP client talks to OPA: connections kept per thread, environment on loopback.
+
+A small OPA stand-in (stdlib HTTP/1.1 server on a loopback port) answers the Data API and records what
+each request carried and from which connection.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from gatekeeper.policy.opa_server import OpaServerEngine
+
+ANSWER = {"decision": "allow", "policy_decision": "allow", "mode": "enforce", "violations": []}
+
+
+@dataclass
+class Seen:
+    authorizations: list[str | None] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    connections: set[int] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@pytest.fixture
+def opa_stand_in() -> Iterator[tuple[str, Seen]]:
+    seen = Seen()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as OPA
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with seen.lock:
+                seen.authorizations.append(self.headers.get("Authorization"))
+                seen.targets.append(self.path)
+                seen.connections.add(self.client_address[1])
+            body = json.dumps({"result": ANSWER}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_each_deciding_thread_keeps_its_connection(opa_stand_in):
+    url, seen = opa_stand_in
+    engine = OpaServerEngine(url, timeout_s=5.0)
+    threads = 16  # the service's default for the OPA engine
+    with ThreadPoolExecutor(threads) as pool:
+        for _round in range(5):
+            barrier = threading.Barrier(threads)
+
+            def query(_index: int, barrier: threading.Barrier = barrier) -> object:
+                barrier.wait(timeout=10)  # all threads hold a connection at once
+                return engine.evaluate({"call": {}})
+
+            assert list(pool.map(query, range(threads))) == [ANSWER] * threads
+    engine.close()
+    assert len(seen.targets) == 5 * threads
+    # A pool of ten connections closed six after every round, and opened six new ones the next.
+    assert len(seen.connections) <= threads
+
+
+def test_a_netrc_login_is_not_sent_to_a_local_opa(opa_stand_in, tmp_path: Path, monkeypatch):
+    url, seen = opa_stand_in
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert OpaServerEngine(url, timeout_s=5.0).evaluate({}) == ANSWER
+    assert OpaServerEngine(url, timeout_s=5.0, token="opa-token").evaluate({}) == ANSWER  # noqa: S106
+    assert seen.authorizations == [None, "Bearer opa-token"]
+
+
+def test_proxy_variables_do_not_apply_to_a_local_opa(opa_stand_in, monkeypatch):
+    url, _seen = opa_stand_in
+    # A proxy nobody listens on: a client that used it could not reach OPA.
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert OpaServerEngine(url, timeout_s=5.0).evaluate({}) == ANSWER
+
+
+def test_proxy_variables_still_apply_to_a_remote_opa(opa_stand_in, monkeypatch):
+    proxy_url, seen = opa_stand_in
+    # The stand-in plays the proxy: the query for the remote OPA arrives at it with the full URL.
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    for name in ("http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert OpaServerEngine("http://opa.example.invalid:8181", timeout_s=5.0).evaluate({}) == ANSWER
+    assert seen.targets == ["http://opa.example.invalid:8181/v1/data/gatekeeper/decision?provenance=True"]
