@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, get_args
 
 import anyio
 from fastapi import APIRouter, Query, Request
@@ -12,12 +12,12 @@ from fastapi.responses import Response
 
 from gatekeeper.errors import ErrorCode, GatekeeperError, PolicyLoadError
 from gatekeeper.server.agent_api import run_in_executor_thread
-from gatekeeper.server.approvals import Approval, ApprovalError, Verdict
+from gatekeeper.server.approvals import Approval, ApprovalError, Status, Verdict
 from gatekeeper.server.http import ApiContext, ApiError, BodyTooLarge, json_response, log
 from gatekeeper.server.openapi import ApprovalList, ApprovalView, ReloadAnswer, answers
 from gatekeeper.server.peers import PeerAnswer, PeerError
 
-STATUSES = ("pending", "approved", "denied", "expired")
+STATUSES: tuple[str, ...] = get_args(Status)
 # Checked in the route, so that the answer names the allowed values; documented as an enum.
 _STATUS_QUERY = Query(None, json_schema_extra={"enum": list(STATUSES)}, description="Only these approvals")
 _VERDICT_BODY = {

@@ -13,13 +13,14 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatekeeper.models import Decision, ExecResult, ToolCall
+from gatekeeper.server.approvals import Status
 
 
 class ApprovalView(BaseModel):
     """One approval. ``resolved_by`` is shown to admins only."""
 
     id: str
-    status: Literal["pending", "approved", "denied", "expired"]
+    status: Status
     created_at: float
     expires_at: float
     resolved_at: float | None
