@@ -52,7 +52,11 @@ def opa_stand_in() -> Iterator[tuple[str, Seen]]:
         def log_message(self, *_args: object) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        # The default listen backlog of 5 resets some of 16 connections opened at once on a busy machine.
+        request_queue_size = 128
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
