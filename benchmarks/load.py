@@ -518,15 +518,17 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bodies = request_bodies(args.requests, args.sessions, args.seed, args.workload)
     with tempfile.TemporaryDirectory(prefix="gk-load-") as directory:
+        # The server is described after the run: an OPA engine learns its revision from OPA's answers.
         if args.url:
-            served_by = describe_server(args.url)
+            wait_healthy(args.url, None)
             outcome = asyncio.run(run_load(args.url, args.token, bodies, args.clients, "/v1/decide"))
             outcome.cache = cache_lookups(args.url, args.token)
+            served_by = describe_server(args.url)
             audit = args.audit_log
         else:
             with opa_server(args), served(args, Path(directory)) as (url, audit, pid):
-                served_by = describe_server(url)
                 outcome = measured_run(args, url, pid, bodies)
+                served_by = describe_server(url)
         if not args.url:
             served_by += ", allow-all policy" if args.policy == "constant" else ", the policy pack"
         report(outcome, args, served_by)
