@@ -8,13 +8,13 @@ import os
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from loopback_http import loopback_http_server
 
 from gatekeeper.errors import PolicyLoadError
 from gatekeeper.policy.bundle import (
@@ -180,16 +180,8 @@ def bundle_server(tmp_path) -> Iterator[tuple[str, Path]]:
     """A plain HTTP bundle server on loopback, serving ``tmp_path/served`` (as a fleet's would)."""
     served = tmp_path / "served"
     served.mkdir()
-    handler = functools.partial(QuietHandler, directory=str(served))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", served
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with loopback_http_server(functools.partial(QuietHandler, directory=str(served))) as url:
+        yield url, served
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

@@ -11,10 +11,11 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from loopback_http import loopback_http_server
 
 from gatekeeper.policy.opa_server import OpaServerEngine
 
@@ -52,19 +53,8 @@ def opa_stand_in() -> Iterator[tuple[str, Seen]]:
         def log_message(self, *_args: object) -> None:
             return None
 
-    class Server(ThreadingHTTPServer):
-        # The default listen backlog of 5 resets some of 16 connections opened at once on a busy machine.
-        request_queue_size = 128
-
-    server = Server(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_http_server(Handler) as url:
+        yield url, seen
 
 
 def test_each_deciding_thread_keeps_its_connection(opa_stand_in):
