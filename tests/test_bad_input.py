@@ -40,6 +40,26 @@ def test_bad_command_is_not_allowed_and_is_audited(gatekeeper, command):
     assert records[0]["decision"] == decision.decision.value
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        {"tool": "shell", "arguments": {"command": "echo \ud800 && ls"}},
+        {"tool": "shell", "arguments": {"command": "ls"}, "id": "\udc80"},
+        {"tool": "python", "arguments": {"code": "print('\udfff')"}},
+    ],
+    ids=["command", "call-id", "python-code"],
+)
+def test_text_that_is_not_unicode_is_denied_by_the_policies_not_by_an_internal_error(gatekeeper, call):
+    # A lone surrogate (a JSON "\ud800" escape) cannot be written as UTF-8, which rego-cpp reads.
+    decision = gatekeeper.decide(call)
+    assert decision.error is None, decision.error
+    if call["arguments"].get("command") == "ls":
+        assert decision.decision.value == "allow"  # only the id is odd, and ids are not policy
+    else:
+        assert decision.decision.value == "deny"
+        assert "evasion.unanalysable" in {v.rule for v in decision.violations}
+
+
 def test_unknown_tool_is_denied(gatekeeper):
     decision = gatekeeper.decide({"tool": "teleport", "arguments": {"to": "mars"}, "id": "u1"})
     assert decision.decision.value == "deny"

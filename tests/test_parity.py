@@ -86,6 +86,20 @@ def trace_cases() -> list[Case]:
 
 CORPUS = corpus_cases()
 TRACE = trace_cases()
+# Strings no UTF-8 text can carry (lone surrogates, from JSON "\ud800" escapes): OPA's JSON decoder
+# makes each U+FFFD, and so must the embedded engine.
+ENCODING = [
+    Case(f"lone surrogate: {name}", {"id": f"encoding-{name}", **call}, AGENT_HOME)
+    for name, call in {
+        "command": {"tool": "shell", "arguments": {"command": "echo caf\udce9 \ud800"}},
+        "weights path": {"tool": "shell", "arguments": {"command": "cp -r /models/llama/\ud800 /tmp/x"}},
+        "session id": {"tool": "shell", "arguments": {"command": "ls"}, "session_id": "s\udfff"},
+        "mcp argument": {
+            "tool": "mcp",
+            "arguments": {"server": "fs", "name": "write", "arguments": {"path": "/tmp/\ud83d"}},
+        },
+    }.items()
+]
 
 
 class Recording:
@@ -180,7 +194,7 @@ class Decided:
 
 @pytest.fixture(scope="module")
 def decided(opa_server) -> Iterator[Decided]:
-    cases = CORPUS + TRACE
+    cases = CORPUS + TRACE + ENCODING
     embedded = Recording(EmbeddedEngine(default_policy_dir()))
     opa = Recording(PerThreadOpa(opa_server.url))
     try:
@@ -255,6 +269,12 @@ def test_engines_agree_on_corpus_case(case, decided):
 @pytest.mark.parametrize("case", TRACE, ids=[case.id for case in TRACE])
 def test_engines_agree_on_paper_trace_step(case, decided):
     assert_same(case, decided)
+
+
+@pytest.mark.parametrize("case", ENCODING, ids=[case.id for case in ENCODING])
+def test_engines_agree_on_text_that_is_not_unicode(case, decided):
+    assert_same(case, decided)
+    assert decided.embedded[case.id].decision.error is None  # decided by the policies, not an error
 
 
 # --- sessions ------------------------------------------------------------------------------

@@ -103,6 +103,10 @@ def _native_stdout_captured() -> Iterator[_Captured]:
 
 _STDOUT_REDIRECTION = threading.Lock()
 
+# A string may hold a lone surrogate (from a JSON "\ud800" escape), which UTF-8 cannot carry to
+# rego-cpp. OPA's JSON decoder turns each into U+FFFD; so does this engine, and both decide alike.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def _flush_c_stdio() -> None:
     with contextlib.suppress(OSError, AttributeError):
@@ -158,7 +162,7 @@ class EmbeddedEngine:
             session = document.get("session")
             if isinstance(session, dict) and session.get("history"):
                 document = {**document, "session": json.dumps(session, ensure_ascii=False)}
-            term = json.dumps(document, ensure_ascii=False)
+            term = _LONE_SURROGATE.sub("\ufffd", json.dumps(document, ensure_ascii=False))
         except (TypeError, ValueError) as error:
             raise EngineError(f"input not encodable for the embedded engine: {error}") from error
         try:
