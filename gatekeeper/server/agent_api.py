@@ -20,6 +20,7 @@ from gatekeeper.server.http import (
     ApiError,
     BodyTooLarge,
     decision_error,
+    decision_json,
     dump,
     json_response,
     log,
@@ -127,7 +128,7 @@ class AgentApi:
         decided = await self._decide(request, raw)
         if decided.call is None:
             raise _invalid_call(request, decided.decision)
-        return Response(decided.decision.model_dump_json(), media_type="application/json")
+        return Response(decision_json(decided.decision), media_type="application/json")
 
     async def data_api(self, request: Request) -> Response:
         """OPA's Data API shape: ``{"input": ToolCall}`` → ``{"result": Decision, "decision_id": ...}``.
@@ -145,7 +146,8 @@ class AgentApi:
         if forwarded is not None:
             return forwarded
         decision = (await self._decide(request, raw.get("input"))).decision
-        body = f'{{"result":{decision.model_dump_json()},"decision_id":{json.dumps(decision.decision_id)}}}'
+        result = decision_json(decision)
+        body = b'{"result":%s,"decision_id":%s}' % (result, json.dumps(decision.decision_id).encode())
         return Response(body, media_type="application/json")
 
     async def execute(self, request: Request) -> Response:

@@ -71,6 +71,23 @@ def test_body_that_is_not_utf8_is_400(served):
     assert response.json()["code"] == "invalid_input"
 
 
+def test_lone_surrogates_go_back_as_json_escapes_not_a_500(served):
+    # "\ud800" is valid JSON but no UTF-8 text can hold it: answers escape it, as it came.
+    call = shell("echo \udc80", id="\ud800", session_id="odd-text")
+    for path in ("/v1/decide", "/v1/data/gatekeeper/decision"):
+        body = json.dumps({"input": call} if "data" in path else call).encode()  # ensure_ascii
+        response = served.agent.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 200
+        decision = response.json()["result"] if "data" in path else response.json()
+        assert decision["id"] == "\ud800"
+        assert "\\ud800" in response.text
+    session = served.agent.get("/v1/sessions/odd-text")
+    assert session.status_code == 200
+    assert session.json()["calls"] == 2
+    assert verify_log(served.audit_path).ok
+    assert served.audit_records()[0]["input"]["call"]["id"] == "\ud800"
+
+
 def test_json_that_is_not_an_object_is_400(served):
     response = served.agent.post("/v1/decide", json=["ls"])
     assert response.status_code == 400
