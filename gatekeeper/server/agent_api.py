@@ -91,7 +91,8 @@ class AgentApi:
                 503,
                 s403="Blocked by policy, or approval denied or expired (the message is written for the "
                 "model); or /v1/execute is disabled",
-                s422="Decided but not run: not a shell call, or the command could not be started",
+                s422="Decided but not run: an allowed call of a tool other than shell, or a command that "
+                "could not be started (a missing working directory, for one)",
             )
             | {202: {"model": PendingAnswer, "description": "Awaiting a human's approval"}},
         )
@@ -166,13 +167,15 @@ class AgentApi:
         call, decision = decided.call, decided.decision
         if call is None:
             raise _invalid_call(request, decision)
-        if call.tool != "shell":
-            message = f"/v1/execute runs shell calls only; this {call.tool} call was decided but not run"
-            raise ApiError(422, ErrorCode.NOT_SUPPORTED, message, decision=dump(decision))
+        runnable = call.tool == "shell"
         if decision.blocked:
-            if decision.decision is Outcome.ASK and not self.service.headless:
+            # The policy's answer comes first: a blocked call of any tool is a 403 the model can read.
+            if decision.decision is Outcome.ASK and runnable and not self.service.headless:
                 return await self._ask(call, decision)
             raise ApiError(403, ErrorCode.BLOCKED, blocked_message(decision), decision=dump(decision))
+        if not runnable:
+            message = f"/v1/execute runs shell calls only; this {call.tool} call was allowed but not run"
+            raise ApiError(422, ErrorCode.NOT_SUPPORTED, message, decision=dump(decision))
         return await self._run(call, decision)
 
     async def session(self, request: Request, session_id: str) -> Response:

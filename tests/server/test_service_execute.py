@@ -84,7 +84,18 @@ def test_non_shell_tools_are_decided_but_not_run(served):
     )
     assert response.status_code == 422
     assert response.json()["code"] == "not_supported"
+    assert response.json()["decision"]["decision"] == "allow"
     assert served.audit_records()[0]["msg"] == "decision_made"
+
+
+def test_a_blocked_non_shell_call_is_403_with_the_policys_message(served):
+    call = {"tool": "python", "arguments": {"code": "shutil.copytree(a, b)", "command": "#deny"}}
+    response = served.agent.post("/v1/execute", json=call)
+    assert response.status_code == 403
+    body = response.json()
+    assert body["code"] == "blocked"
+    assert body["message"].startswith("blocked by policy weights.copy:")
+    assert body["decision"]["decision"] == "deny"
 
 
 def test_warn_runs_with_a_notice(served):
