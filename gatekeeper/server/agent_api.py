@@ -37,9 +37,34 @@ from gatekeeper.server.peers import PeerError
 from gatekeeper.server.service import Decided
 
 _TOOL_CALL_SCHEMA = ToolCall.model_json_schema()
-_CALL_BODY = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": _TOOL_CALL_SCHEMA}}}
+
+
+def _example(summary: str, tool: str, **arguments: Any) -> dict[str, Any]:
+    call = {"tool": tool, "arguments": arguments, "session_id": "s-1", "cwd": "/home/agent/work"}
+    return {"summary": summary, "value": call}
+
+
+# One example per tool shows /docs readers (and schema-driven test tools) what each tool's arguments are.
+SHELL_EXAMPLES = {
+    "shell": _example("A shell command", "shell", command="git status && pytest -q"),
+    "shell_blocked": _example("A copy of model weights", "shell", command="cp -r /models/llama /tmp/x"),
 }
+CALL_EXAMPLES = SHELL_EXAMPLES | {
+    "python": _example("Python code", "python", code="import shutil\nshutil.copytree('src', 'dst')"),
+    "file_write": _example("A file write", "file_write", path="notes.md", content="# notes\n"),
+    "file_read": _example("A file read", "file_read", path="README.md"),
+    "http": _example("An HTTP request", "http", method="GET", url="https://pypi.org/simple/requests/"),
+    "mcp": _example(
+        "An MCP tool call", "mcp", server="github", name="create_issue", arguments={"title": "Flaky test"}
+    ),
+}
+
+
+def _call_body(examples: dict[str, Any]) -> dict[str, Any]:
+    media = {"schema": _TOOL_CALL_SCHEMA, "examples": examples}
+    return {"requestBody": {"required": True, "content": {"application/json": media}}}
+
+
 _DATA_BODY = {
     "requestBody": {
         "required": True,
@@ -54,7 +79,11 @@ _DATA_BODY = {
                             "anyOf": [_TOOL_CALL_SCHEMA, {}],
                         }
                     },
-                }
+                },
+                "examples": {
+                    name: {"summary": example["summary"], "value": {"input": example["value"]}}
+                    for name, example in CALL_EXAMPLES.items()
+                },
             }
         },
     }
@@ -73,14 +102,14 @@ class AgentApi:
             "/v1/decide",
             self.decide,
             methods=["POST"],
-            openapi_extra=_CALL_BODY,
+            openapi_extra=_call_body(CALL_EXAMPLES),
             responses=answers(Decision, 400, 401, 413, 503),
         )
         router.add_api_route(
             "/v1/execute",
             self.execute,
             methods=["POST"],
-            openapi_extra=_CALL_BODY,
+            openapi_extra=_call_body(SHELL_EXAMPLES),
             responses=answers(
                 ExecuteAnswer,
                 400,

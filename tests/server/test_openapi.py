@@ -134,6 +134,23 @@ def test_a_method_a_path_does_not_answer_gets_405_naming_every_method_it_does(do
     assert response.json()["code"] == "method_not_allowed"
 
 
+def test_request_examples_are_calls_the_server_decides(document_and_server, answer):
+    document, _served = document_and_server
+    seen: dict[str, set[str]] = {}
+    for path in ("/v1/decide", "/v1/execute", "/v1/data/gatekeeper/decision"):
+        media = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        validator = Draft202012Validator({**media["schema"], "components": document["components"]})
+        for name, example in media["examples"].items():
+            validator.validate(example["value"])
+            call = example["value"].get("input", example["value"])
+            seen.setdefault(path, set()).add(call["tool"])
+            # Decided, never run: the execute examples name real commands.
+            assert answer("POST", "/v1/decide", json=call).status_code == 200, name
+    assert seen["/v1/decide"] == {"shell", "python", "file_write", "file_read", "http", "mcp"}
+    assert seen["/v1/execute"] == {"shell"}
+    assert seen["/v1/data/gatekeeper/decision"] == seen["/v1/decide"]
+
+
 def test_validation_errors_are_documented_as_400_not_fastapis_422(document_and_server):
     document, _served = document_and_server
     assert "HTTPValidationError" not in document["components"]["schemas"]
