@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from jsonschema import Draft202012Validator
 
 from gatekeeper.analysis import Facts
 from gatekeeper.audit import AuditLog
@@ -39,6 +40,20 @@ DENY_VIOLATION = {
 }
 ASK_VIOLATION = {"rule": "servers.listen", "family": "servers", "action": "ask", "message": "opens a port"}
 WARN_VIOLATION = {"rule": "processes.nohup", "family": "processes", "action": "warn", "message": "detaches"}
+
+
+def conforms(document: dict[str, Any], method: str, template: str, response: httpx.Response) -> None:
+    """Assert that ``response`` is documented for the operation and its body fits the schema."""
+    documented = document["paths"][template][method]["responses"]
+    status = str(response.status_code)
+    where = f"{method.upper()} {template} {status}"
+    assert status in documented, f"{where} is not documented ({sorted(documented)})"
+    media_type = response.headers["content-type"].split(";")[0].strip()
+    content = documented[status].get("content", {})
+    assert media_type in content, f"{where}: {media_type} is not documented ({sorted(content)})"
+    if media_type == "application/json":
+        schema = {**content[media_type]["schema"], "components": document["components"]}
+        Draft202012Validator(schema).validate(response.json())
 
 
 def free_port() -> int:

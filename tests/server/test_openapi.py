@@ -7,12 +7,10 @@ last test checks that the scenarios reached every documented operation, so a new
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
-from service_helpers import ADMIN_TOKEN, AGENT_TOKEN, shell
+from service_helpers import ADMIN_TOKEN, AGENT_TOKEN, conforms, shell
 
 checked: set[tuple[str, str]] = set()
 
@@ -45,19 +43,6 @@ def answer(document_and_server):
         return response
 
     return ask
-
-
-def conforms(document: dict[str, Any], method: str, template: str, response: httpx.Response) -> None:
-    documented = document["paths"][template][method]["responses"]
-    status = str(response.status_code)
-    where = f"{method.upper()} {template} {status}"
-    assert status in documented, f"{where} is not documented ({sorted(documented)})"
-    media_type = response.headers["content-type"].split(";")[0].strip()
-    content = documented[status].get("content", {})
-    assert media_type in content, f"{where}: {media_type} is not documented ({sorted(content)})"
-    if media_type == "application/json":
-        schema = {**content[media_type]["schema"], "components": document["components"]}
-        Draft202012Validator(schema).validate(response.json())
 
 
 def test_service_routes(answer):
