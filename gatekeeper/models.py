@@ -61,6 +61,26 @@ TextId = Annotated[
 ]
 
 
+def _required_arguments_schema(schema: dict[str, Any]) -> None:
+    """Say in the JSON schema what ``_known_tool_arguments_are_present`` checks, tool by tool."""
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"tool": {"const": tool}}, "required": ["tool"]},
+            "then": {
+                "required": ["arguments"],
+                "properties": {
+                    "arguments": {
+                        "required": list(names),
+                        # not blank: at least one character that str.strip() keeps
+                        "properties": {name: {"type": "string", "pattern": "\\S"} for name in names},
+                    }
+                },
+            },
+        }
+        for tool, names in REQUIRED_STRING_ARGUMENTS.items()
+    ]
+
+
 class ToolCall(BaseModel):
     """One tool call proposed by an agent.
 
@@ -71,7 +91,9 @@ class ToolCall(BaseModel):
     ``http`` → ``{"method": str, "url": str, "body": str?}``, ``mcp`` → ``{"server", "name", "arguments"}``.
     """
 
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=False)
+    model_config = ConfigDict(
+        extra="allow", str_strip_whitespace=False, json_schema_extra=_required_arguments_schema
+    )
 
     id: TextId = None
     tool: str = Field(min_length=1)
