@@ -40,7 +40,8 @@ _TOOL_CALL_SCHEMA = ToolCall.model_json_schema()
 
 
 def _example(summary: str, tool: str, **arguments: Any) -> dict[str, Any]:
-    call = {"tool": tool, "arguments": arguments, "session_id": "s-1", "cwd": "/home/agent/work"}
+    # No cwd: /v1/execute then runs the example in the server's directory, which exists.
+    call = {"tool": tool, "arguments": arguments, "session_id": "s-1"}
     return {"summary": summary, "value": call}
 
 
