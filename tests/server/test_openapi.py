@@ -7,6 +7,8 @@ last test checks that the scenarios reached every documented operation, so a new
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
@@ -103,6 +105,29 @@ def test_approvals(answer):
     unknown = answer("POST", template, path="/v1/approvals/nope", token=ADMIN_TOKEN, json=verdict)
     assert unknown.status_code == 404
     assert answer("POST", template, path=one, token=ADMIN_TOKEN, json={"action": "maybe"}).status_code == 400
+
+
+def test_the_links_of_a_pending_answer_lead_to_its_approval(document_and_server, answer):
+    document, _served = document_and_server
+    pending = answer("POST", "/v1/execute", json=shell("echo linked #ask"))
+    links = document["paths"]["/v1/execute"]["post"]["responses"]["202"]["links"]
+    assert set(links) == {"PollApproval", "ResolveApproval"}
+    for link in links.values():
+        # "#/paths/~1v1~1approvals~1{approval_id}/get" → the operation it names
+        _, _, escaped, method = link["operationRef"].split("/")
+        template = escaped.replace("~1", "/")
+        assert method in document["paths"][template]
+        expression = link["parameters"]["approval_id"]
+        assert expression.startswith("$response.body#/")
+        value: Any = pending.json()
+        for key in expression.removeprefix("$response.body#/").split("/"):
+            value = value[key]
+        path = template.replace("{approval_id}", value)
+        if method == "get":
+            assert answer("GET", template, path=path).json()["status"] == "pending"
+        else:
+            verdict = {"action": "deny", "reason": "followed a link"}
+            assert answer("POST", template, path=path, token=ADMIN_TOKEN, json=verdict).status_code == 200
 
 
 def test_reload(answer):
