@@ -28,7 +28,10 @@ _VERDICT_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["action"],
-                    "properties": {"action": {"enum": ["approve", "deny"]}, "reason": {"type": "string"}},
+                    "properties": {
+                        "action": {"enum": ["approve", "deny"]},
+                        "reason": {"type": ["string", "null"]},
+                    },
                 }
             }
         },

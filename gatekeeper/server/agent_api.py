@@ -78,8 +78,12 @@ CALL_EXAMPLES = SHELL_EXAMPLES | {
 }
 
 
-def _call_body(examples: dict[str, Any]) -> dict[str, Any]:
-    media = {"schema": _TOOL_CALL_SCHEMA, "examples": examples}
+def _call_body(examples: dict[str, Any], *, tool: str | None = None) -> dict[str, Any]:
+    schema = _TOOL_CALL_SCHEMA
+    if tool is not None:
+        # A call of another tool is still decided and audited, then answered 403 or 422: never run.
+        schema = {"allOf": [schema, {"properties": {"tool": {"const": tool}}}]}
+    media = {"schema": schema, "examples": examples}
     return {"requestBody": {"required": True, "content": {"application/json": media}}}
 
 
@@ -127,7 +131,7 @@ class AgentApi:
             "/v1/execute",
             self.execute,
             methods=["POST"],
-            openapi_extra=_call_body(SHELL_EXAMPLES),
+            openapi_extra=_call_body(SHELL_EXAMPLES, tool="shell"),
             responses=answers(
                 ExecuteAnswer,
                 400,

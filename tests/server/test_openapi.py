@@ -130,6 +130,28 @@ def test_the_links_of_a_pending_answer_lead_to_its_approval(document_and_server,
             assert answer("POST", template, path=path, token=ADMIN_TOKEN, json=verdict).status_code == 200
 
 
+def request_schema(document: dict[str, Any], method: str, template: str) -> Draft202012Validator:
+    media = document["paths"][template][method]["requestBody"]["content"]["application/json"]
+    return Draft202012Validator({**media["schema"], "components": document["components"]})
+
+
+def test_request_schemas_accept_what_the_server_accepts(document_and_server, answer):
+    document, _served = document_and_server
+    # A verdict may carry a null reason: documented, and taken.
+    verdict = {"action": "approve", "reason": None}
+    assert request_schema(document, "post", "/v1/approvals/{approval_id}").is_valid(verdict)
+    pending = answer("POST", "/v1/execute", json=shell("echo no reason #ask")).json()["approval"]
+    path = f"/v1/approvals/{pending['id']}"
+    template = "/v1/approvals/{approval_id}"
+    assert answer("POST", template, path=path, token=ADMIN_TOKEN, json=verdict).status_code == 200
+    # /v1/execute documents shell calls only; another tool's call is decided, never run (2xx).
+    execute = request_schema(document, "post", "/v1/execute")
+    python = {"tool": "python", "arguments": {"code": "print(1)"}}
+    assert not execute.is_valid(python)
+    assert execute.is_valid(shell("ls"))
+    assert answer("POST", "/v1/execute", json=python).status_code == 422
+
+
 def test_reload(answer):
     # The scripted test engine cannot be reloaded by gatekeeper, as with an OPA server.
     assert answer("POST", "/v1/admin/reload", token=ADMIN_TOKEN).status_code == 409
