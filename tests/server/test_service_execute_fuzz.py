@@ -1,15 +1,17 @@
 """/v1/execute under random input: the shell receives exactly the analysed string, or nothing runs.
 
-The server's shell is a recording stand-in (``exec.shell``), so random commands are never run for
-real. Each request's answer must be documented in the OpenAPI document; a 200 must mean the shell
-got the call's exact command once, and any other answer that it got nothing. Afterwards the audit
-log's chain is intact and holds one decision per request and one execution record per run.
+The server's shell is ``examples/recording-shell.sh`` (``exec.shell``), so random commands are
+never run for real. Each request's answer must be documented in the OpenAPI document; a 200 must
+mean the shell got the call's exact command once, and any other answer that it got nothing.
+Afterwards the audit log's chain is intact and holds one decision per request and one execution
+record per run.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,13 +20,9 @@ from service_helpers import Served, conforms
 
 from gatekeeper.audit import verify_log
 
-# A shell stand-in: writes its command (the argument after -c) to a new file, prints it, exits 3.
-RECORDING_SHELL = """#!/bin/sh
-record=$(mktemp "{runs}/run.XXXXXX") || exit 97
-printf '%s' "$2" > "$record"
-printf '%s' "$2"
-exit 3
-"""
+# The documented stand-in for bash while fuzzing: it records its command under
+# $TMPDIR/gatekeeper-recorded/ instead of running it.
+RECORDING_SHELL = Path(__file__).resolve().parents[2] / "examples" / "recording-shell.sh"
 
 # fmt: off
 FRAGMENTS = [
@@ -79,13 +77,13 @@ def sent_command(body: bytes) -> str | None:
     ],
     ids=["enforce-approvals", "dry-run-headless"],
 )
-def test_random_execute_requests_run_exactly_what_was_decided(make_server, tmp_path, core, server, seed):
-    runs = tmp_path / f"runs-{seed}"
+def test_random_execute_requests_run_exactly_what_was_decided(
+    make_server, tmp_path, monkeypatch, core, server, seed
+):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # TMPDIR is on the executor's environment allow-list
+    runs = tmp_path / "gatekeeper-recorded"
     runs.mkdir()
-    shell = tmp_path / f"recording-shell-{seed}"
-    shell.write_text(RECORDING_SHELL.format(runs=runs))
-    shell.chmod(0o755)
-    core = {**core, "exec": {"shell": str(shell), "timeout_s": 10}}
+    core = {**core, "exec": {"shell": str(RECORDING_SHELL), "timeout_s": 10}}
     served: Served = make_server(core=core, max_body_bytes=65_536, **server)
     document = httpx.get(f"{served.url}/openapi.json").json()
     client = served.client(headers={"content-type": "application/json"})
