@@ -22,10 +22,8 @@ import pytest
 import uvicorn
 from jsonschema import Draft202012Validator
 
-from gatekeeper.analysis import Facts
 from gatekeeper.audit import AuditLog
 from gatekeeper.config import Config
-from gatekeeper.models import ToolCall
 from gatekeeper.server import ServerSettings, Service, ServiceConfig, create_app
 from gatekeeper.server.workers import WorkerPlan
 
@@ -97,20 +95,6 @@ class ScriptedEngine:
 
     def close(self) -> None:
         return None
-
-
-@pytest.fixture(autouse=True)
-def _analyser_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until the shell analyser lands, give the core an analyser that reports no facts.
-
-    Service mechanics do not depend on facts; once ``analyse_call`` is implemented this is a no-op.
-    """
-    from gatekeeper import core  # noqa: PLC0415
-
-    try:
-        core.analyse_call(ToolCall.shell("true"))
-    except NotImplementedError:
-        monkeypatch.setattr(core, "analyse_call", lambda call, _options=None: Facts(tool=call.tool))
 
 
 @dataclass
