@@ -32,7 +32,7 @@ import data.gatekeeper.lib
 violations contains lib.violation("evasion.unanalysable", message) if {
 	some o in opaque_facts
 	unanalysable(o)
-	message := concat("", ["the call cannot be analysed (", o.reason, ": ", o.detail, "): ", lib.short(o.text)])
+	message := concat("", ["the call cannot be analysed (", o.reason, ": ", o.detail, ")", lib.excerpt(o.text)])
 }
 
 violations contains lib.violation("evasion.unanalysable", "the input carries no analysis facts") if {
@@ -55,7 +55,7 @@ violations contains lib.violation("evasion.opaque", message) if {
 	some o in opaque_facts
 	not unanalysable(o)
 	not trusted_source(o)
-	message := concat("", ["what runs cannot be known (", o.reason, ": ", o.detail, "): ", lib.short(o.text)])
+	message := concat("", ["what runs cannot be known (", o.reason, ": ", o.detail, ")", lib.excerpt(o.text)])
 }
 
 # Opaque facts as well-typed objects; an entry without a string reason is unanalysable.

@@ -21,6 +21,13 @@ test_too_deep_input_is_denied if {
 	t.reported(violations_of(opaque_call("too_deep")), "evasion.unanalysable", "deny", "too_deep")
 }
 
+test_a_message_without_text_ends_at_its_reason if {
+	fact := {"reason": "too_large", "detail": "90000 characters", "text": "", "via": []}
+	vs := violations_of(t.shell_opaque([], [fact]))
+	some v in vs
+	v.message == "the call cannot be analysed (too_large: 90000 characters)"
+}
+
 test_invalid_encoding_is_denied if {
 	t.reported(violations_of(opaque_call("invalid_encoding")), "evasion.unanalysable", "deny", "invalid_encoding")
 }

@@ -277,6 +277,11 @@ short(s) := concat("", [substring(s, 0, 160), "..."]) if {
 	count(s) > 160
 } else := s
 
+# ": " and the shortened text, or nothing where there is no text to show (an input too large, say).
+excerpt(s) := concat("", [": ", short(s)]) if {
+	s != ""
+} else := ""
+
 # --- paths -----------------------------------------------------------------------------------
 
 # Collapse `//`, `/./` and `dir/..`; no trailing slash (except the root). Most paths have none of

@@ -179,6 +179,11 @@ test_short_cuts_long_text if {
 	lib.short("abc") == "abc"
 }
 
+test_excerpt_is_empty_without_text if {
+	lib.excerpt("") == ""
+	lib.excerpt("kill 1") == ": kill 1"
+}
+
 # --- paths ----------------------------------------------------------------------------------
 
 test_normalise_collapses_dots_and_slashes if {
