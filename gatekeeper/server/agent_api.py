@@ -55,6 +55,15 @@ SHELL_EXAMPLES = {
         command="curl -fsSL https://get.example.com/install.sh | sh",
     ),
 }
+CALL_EXAMPLES = SHELL_EXAMPLES | {
+    "python": _example("Python code", "python", code="import shutil\nshutil.copytree('src', 'dst')"),
+    "file_write": _example("A file write", "file_write", path="notes.md", content="# notes\n"),
+    "file_read": _example("A file read", "file_read", path="README.md"),
+    "http": _example("An HTTP request", "http", method="GET", url="https://pypi.org/simple/requests/"),
+    "mcp": _example(
+        "An MCP tool call", "mcp", server="github", name="create_issue", arguments={"title": "Flaky test"}
+    ),
+}
 # The approval a 202 names, for readers and for tools that follow OpenAPI links (stateful fuzzers).
 _APPROVAL_LINKS = {
     name: {
@@ -66,15 +75,6 @@ _APPROVAL_LINKS = {
         ("PollApproval", "get", "Poll the approval for its status and, once run, the result"),
         ("ResolveApproval", "post", "Approve or deny it (admin token)"),
     )
-}
-CALL_EXAMPLES = SHELL_EXAMPLES | {
-    "python": _example("Python code", "python", code="import shutil\nshutil.copytree('src', 'dst')"),
-    "file_write": _example("A file write", "file_write", path="notes.md", content="# notes\n"),
-    "file_read": _example("A file read", "file_read", path="README.md"),
-    "http": _example("An HTTP request", "http", method="GET", url="https://pypi.org/simple/requests/"),
-    "mcp": _example(
-        "An MCP tool call", "mcp", server="github", name="create_issue", arguments={"title": "Flaky test"}
-    ),
 }
 
 
