@@ -229,7 +229,8 @@ class AgentApi:
             # The policy's answer comes first: a blocked call of any tool is a 403 the model can read.
             if decision.decision is Outcome.ASK and runnable and not self.service.headless:
                 return await self._ask(call, decision)
-            raise ApiError(403, ErrorCode.BLOCKED, blocked_message(decision), decision=dump(decision))
+            message = blocked_message(decision, call.tool)
+            raise ApiError(403, ErrorCode.BLOCKED, message, decision=dump(decision))
         if not runnable:
             message = f"/v1/execute runs shell calls only; this {call.tool} call was allowed but not run"
             raise ApiError(422, ErrorCode.NOT_SUPPORTED, message, decision=dump(decision))
@@ -370,9 +371,10 @@ async def run_in_executor_thread(
     return result
 
 
-def blocked_message(decision: Decision) -> str:
+def blocked_message(decision: Decision, tool: str = "shell") -> str:
     """The refusal as the model reads it: which rule, why, and that nothing ran."""
-    return f"{decision.explain()} [decision {decision.decision_id}]. The command was not run."
+    what = "command" if tool == "shell" else f"{tool} call"
+    return f"{decision.explain()} [decision {decision.decision_id}]. The {what} was not run."
 
 
 def mode_notice(decision: Decision) -> str | None:

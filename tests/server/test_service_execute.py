@@ -95,6 +95,7 @@ def test_a_blocked_non_shell_call_is_403_with_the_policys_message(served):
     body = response.json()
     assert body["code"] == "blocked"
     assert body["message"].startswith("blocked by policy weights.copy:")
+    assert body["message"].endswith("The python call was not run.")
     assert body["decision"]["decision"] == "deny"
 
 
