@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +10,7 @@ import typer
 
 from gatekeeper.config import Config
 from gatekeeper.errors import GatekeeperError
+from gatekeeper.jsonout import json_bytes
 from gatekeeper.models import Mode
 
 ConfigFile = Annotated[
@@ -73,10 +73,6 @@ def print_json(value: Any, *, pretty: bool) -> None:
 
 
 def json_text(value: Any, *, pretty: bool = False) -> str:
-    """JSON for humans and machines; strings that cannot be encoded (lone surrogates) are escaped."""
-    text = json.dumps(value, indent=2 if pretty else None, ensure_ascii=False)
-    try:
-        text.encode(sys.stdout.encoding or "utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(value, indent=2 if pretty else None, ensure_ascii=True)
-    return text
+    """JSON for humans and machines; strings stdout cannot encode (lone surrogates) are escaped."""
+    encoding = sys.stdout.encoding or "utf-8"
+    return json_bytes(value, encoding=encoding, indent=2 if pretty else None).decode(encoding)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
 from gatekeeper.errors import ErrorCode
+from gatekeeper.jsonout import json_bytes
 from gatekeeper.models import Decision
 from gatekeeper.server.auth import AuthFailure, Principal, Role, TokenAuth
 from gatekeeper.server.service import Service
@@ -142,25 +142,16 @@ class ApiContext:
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
-    data = _utf8_json(body)
+    data = json_bytes(body, default=str)
     return Response(data, status_code=status, media_type="application/json", headers=headers)
 
 
 def decision_json(decision: Decision) -> bytes:
-    """The Decision as an answer body (pydantic's encoder, which is faster; see ``_utf8_json``)."""
+    """The Decision as an answer body: pydantic's faster encoder, unless a lone surrogate stops it."""
     try:
         return decision.model_dump_json().encode()
     except PydanticSerializationError:
-        return _utf8_json(dump(decision))
-
-
-def _utf8_json(body: Any) -> bytes:
-    # A string from a request may hold a lone surrogate (a valid JSON escape, "\ud800", that no UTF-8
-    # text can carry); escaped, it goes back to the caller as it came, where raw it would be a 500.
-    try:
-        return json.dumps(body, ensure_ascii=False, default=str).encode()
-    except UnicodeEncodeError:
-        return json.dumps(body, ensure_ascii=True, default=str).encode()
+        return json_bytes(dump(decision))
 
 
 def dump(decision: Decision) -> dict[str, Any]:
