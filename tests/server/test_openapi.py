@@ -130,9 +130,14 @@ def test_the_links_of_a_pending_answer_lead_to_its_approval(document_and_server,
             assert answer("POST", template, path=path, token=ADMIN_TOKEN, json=verdict).status_code == 200
 
 
+def request_media(document: dict[str, Any], method: str, template: str) -> dict[str, Any]:
+    media: dict[str, Any] = document["paths"][template][method]["requestBody"]["content"]["application/json"]
+    return media
+
+
 def request_schema(document: dict[str, Any], method: str, template: str) -> Draft202012Validator:
-    media = document["paths"][template][method]["requestBody"]["content"]["application/json"]
-    return Draft202012Validator({**media["schema"], "components": document["components"]})
+    schema = request_media(document, method, template)["schema"]
+    return Draft202012Validator({**schema, "components": document["components"]})
 
 
 def test_request_schemas_accept_what_the_server_accepts(document_and_server, answer):
@@ -170,9 +175,8 @@ def test_request_examples_are_calls_the_server_decides(document_and_server, answ
     document, _served = document_and_server
     seen: dict[str, set[str]] = {}
     for path in ("/v1/decide", "/v1/execute", "/v1/data/gatekeeper/decision"):
-        media = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
-        validator = Draft202012Validator({**media["schema"], "components": document["components"]})
-        for name, example in media["examples"].items():
+        validator = request_schema(document, "post", path)
+        for name, example in request_media(document, "post", path)["examples"].items():
             validator.validate(example["value"])
             call = example["value"].get("input", example["value"])
             seen.setdefault(path, set()).add(call["tool"])
