@@ -130,6 +130,23 @@ def test_batch_reads_stdin_and_writes_stdout(audit_path):
     assert [json.loads(line)["decision"] for line in run.stdout.splitlines()] == ["allow"] * 40
 
 
+def test_batch_reads_stdin_as_utf8_whatever_the_locale(audit_path):
+    # JSON is UTF-8; an ASCII locale must not turn a non-ASCII line into a crash.
+    env = {**os.environ, "GATEKEEPER_AUDIT_LOG": str(audit_path), "PYTHONIOENCODING": "ascii"}
+    lines = '{"id": "café", "command": "ls"}\n'.encode() + b'{"id": "bytes", "command": "echo \xff"}\n'
+    run = subprocess.run(
+        [sys.executable, "-m", "gatekeeper", "check", "--input", "-"],
+        input=lines,
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    assert run.returncode == 1, run.stderr
+    decisions = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [(d["id"], d["decision"]) for d in decisions] == [("café", "allow"), ("bytes", "deny")]
+    assert b"caf\\u00e9" in run.stdout  # stdout is ASCII: escaped
+
+
 def test_exec_runs_an_allowed_command_and_returns_its_exit_code(tmp_path, audit_path):
     run = gatekeeper("exec", "--", "echo hello; echo oops >&2; exit 3", audit_path=audit_path, cwd=tmp_path)
     assert run.returncode == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -182,6 +183,9 @@ def decide_line(gatekeeper: Gatekeeper, line_number: int, raw: str) -> Decision:
 
 
 def _check_batch(gatekeeper: Gatekeeper, input_file: Path, output_file: Path | None, jobs: int) -> int:
+    if str(input_file) == "-" and isinstance(sys.stdin, io.TextIOWrapper):
+        # JSON lines are UTF-8 whatever the locale says; read stdin as a file is read.
+        sys.stdin.reconfigure(encoding="utf-8", errors="surrogateescape")
     try:
         source: IO[str] = (
             sys.stdin
