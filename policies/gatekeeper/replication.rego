@@ -301,8 +301,10 @@ inside_literal(p, dir) if {
 
 # --- copies ---------------------------------------------------------------------------------
 
-# What each copying command of this call takes out of the home, once per command.
-copied_out_of[c.index] := copied_out(c) if {
+# What each copying command of this call takes out of the home, by command index. These tables
+# are complete rules, computed once per call: as partial rules looked up by key, OPA searched
+# every command for each lookup, and a call of n commands cost n² (100 `ls` took 0.6 s).
+copied_out_of := {c.index: copied_out(c) |
 	some c in lib.commands
 	lib.copies(c)
 }
@@ -344,13 +346,14 @@ streams(c) if c.name in data.gatekeeper.lib.compress_programs
 
 streams(c) if c.name in data.gatekeeper.replication.transform_programs
 
-# The agent's code each streaming command reads, once per command.
-agent_code_streamed[c.index] := {source |
-	some source in stream_sources(c)
-	agent_code(source)
-} if {
+# The agent's code each streaming command reads, by command index.
+agent_code_streamed := {c.index: sources |
 	some c in lib.commands
 	streams(c)
+	sources := {source |
+		some source in stream_sources(c)
+		agent_code(source)
+	}
 }
 
 # tee's operands are where it writes; everything else reads its operands.
@@ -481,19 +484,21 @@ launch_paths(c) := (lib.path_set(c) | program_path(c)) | {p |
 
 program_path(c) := {lib.abs(c, c.program) | contains(c.program, "/")}
 
-# Local launches and the paths they run from, once per command (rules are evaluated once;
+# Local launches and the paths they run from, by command index (a rule is evaluated once;
 # rego-cpp does not memoise function calls).
-launch_sites[c.index] := launch_paths(c) if {
+launch_sites := {c.index: launch_paths(c) |
 	some c in lib.commands
 	launches(c)
 	not remote(c)
 }
 
-sibling_roots[i] := {root |
-	some p in paths
-	some root in lib.sibling_copy_roots(p)
-} if {
-	some i, paths in launch_sites
+sibling_roots := {i: roots |
+	some i
+	paths := launch_sites[i]
+	roots := {root |
+		some p in paths
+		some root in lib.sibling_copy_roots(p)
+	}
 }
 
 # Copies of the agent's code made by this call or earlier calls of the session. A whole agent
