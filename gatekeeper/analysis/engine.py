@@ -343,7 +343,7 @@ class Analysis:
     ) -> None:
         spec = self.programs.wrappers[wrapper]
         for layer in unwrap(spec, args):
-            inner_ctx = ctx.enter(layer.via.kind, layer.via.name)
+            inner_ctx = ctx.enter(layer.via.kind, layer.via.name, command=command.index)
             remote = layer.via.kind == "remote"
             cwd = None if remote else command.cwd
             if layer.cwd is not None:
@@ -407,7 +407,7 @@ class Analysis:
         if handler.known and not handler.value.strip():
             return
         signals = " ".join(a.value for a in args[2:])
-        inner = ctx.enter("trap", f"trap {signals}")
+        inner = ctx.enter("trap", f"trap {signals}", command=command.index)
         self._shell_code(handler, inner, scope.copy(), ctx, command.text)
 
     # -- nested code ----------------------------------------------------------------------------------
@@ -441,7 +441,7 @@ class Analysis:
         same_shell = embedded.program in self.programs.shell_builtins
         if embedded.source == "argument" and embedded.code is not None:
             if is_shell:
-                inner = ctx.enter("shell", embedded.name)
+                inner = ctx.enter("shell", embedded.name, command=command.index)
                 child = scope if same_shell else scope.child(env)
                 self._shell_code(embedded.code, inner, child, ctx, command.text)
             else:
@@ -484,7 +484,11 @@ class Analysis:
         unknown_reason = "dynamic_eval" if is_shell else "dynamic_interpreter_code"
         if stdin.kind in ("heredoc", "herestring") and stdin.body is not None:
             operator = "<<" if stdin.kind == "heredoc" else "<<<"
-            inner = ctx.enter("shell", f"{embedded.program} {operator}") if is_shell else ctx
+            inner = (
+                ctx.enter("shell", f"{embedded.program} {operator}", command=command.index)
+                if is_shell
+                else ctx
+            )
             if is_shell:
                 self._shell_code(stdin.body, inner, scope.child(env), ctx, command.text)
             else:
@@ -572,7 +576,10 @@ class Analysis:
             elif self.programs.is_shell(interpreter):
                 language = "shell"
         inner = ctx.enter(
-            "shell" if language == "shell" else "interpreter", f"{command.name} {path}", language
+            "shell" if language == "shell" else "interpreter",
+            f"{command.name} {path}",
+            language,
+            command=command.index,
         )
         if language == "shell":
             self.shell(content, inner, scope.child(command.env))

@@ -26,10 +26,15 @@ class Via:
     ``argument`` (a command line found inside an argument of a program that may execute it; only on
     candidate commands).
     ``name`` says which: ``sudo``, ``bash -c``, ``$()``, ``base64``, ``python:os.system``...
+    ``command`` is the index of the command that opened the layer (the ``find`` of a ``find -exec``,
+    the ``sudo`` of ``sudo``, the ``bash`` of ``bash -c`` or of a script it runs, the ``trap``), and
+    ``None`` for a layer no one command opened (substitutions, subshells, groups, functions, decoded
+    payloads, interpreter calls, candidates).
     """
 
     kind: str
     name: str
+    command: int | None = None
 
 
 @dataclass(slots=True)

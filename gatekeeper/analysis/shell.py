@@ -310,11 +310,14 @@ class Context:
     candidate: bool = False
     item: str | None = None
 
-    def enter(self, kind: str, name: str, language: str | None = None) -> Context:
-        """One layer deeper; code found through a shell layer is shell code again."""
+    def enter(
+        self, kind: str, name: str, language: str | None = None, *, command: int | None = None
+    ) -> Context:
+        """One layer deeper, opened by the command with index ``command`` if one did; code found
+        through a shell layer is shell code again."""
         if language is None:
             language = "shell" if kind in ("shell", "remote", "trap") else self.language
-        return Context((*self.via, Via(kind, name)), language, self.candidate, self.item)
+        return Context((*self.via, Via(kind, name, command)), language, self.candidate, self.item)
 
     def with_item(self, item: str) -> Context:
         """The same place, in text where ``item`` stands for a file name or input item."""

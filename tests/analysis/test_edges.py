@@ -42,6 +42,24 @@ def test_shell_tool_yields_commands_in_order() -> None:
     assert facts.tool == "shell"
 
 
+def test_a_layer_names_the_command_that_opened_it() -> None:
+    facts = shell("find /a -exec sh -c 'cp {} /b' \\; ; sudo bash -c 'ls $(pwd)'; trap 'rm x' EXIT")
+    layers = [(c.index, c.name, [(v.kind, v.command) for v in c.via]) for c in facts.commands]
+    assert layers == [
+        (0, "find", []),
+        (1, "sh", [("find_exec", 0)]),
+        (2, "cp", [("find_exec", 0), ("shell", 1)]),
+        (3, "sudo", []),
+        (4, "bash", [("wrapper", 3)]),
+        (5, "pwd", [("wrapper", 3), ("shell", 4), ("substitution", None)]),
+        (6, "ls", [("wrapper", 3), ("shell", 4)]),
+        (7, "trap", []),
+        (8, "rm", [("trap", 7)]),
+    ]
+    first_layer = facts_to_dict(facts)["commands"][2]["via"][0]
+    assert first_layer == {"kind": "find_exec", "name": "find -exec", "command": 0}
+
+
 def test_python_tool_yields_api_calls_and_commands() -> None:
     facts = analyse_call(call("python", {"code": "import os\nos.system('pkill x')\nos.kill(1, 9)"}), OPTIONS)
     assert [a.function for a in facts.api_calls] == ["os.system", "os.kill"]
