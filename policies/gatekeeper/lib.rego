@@ -130,7 +130,13 @@ pipeline(c) := {"id": object.get(p, "id", 0), "position": p.position, "length": 
 	is_number(p.length)
 } else := null
 
-via_layer(v) := {"kind": string_field(v, "kind", ""), "name": string_field(v, "name", "")}
+via_layer(v) := {"kind": string_field(v, "kind", ""), "name": string_field(v, "name", ""), "command": command_index(v)}
+
+# The index of the command that opened a layer (the find of `find -exec`), or null.
+command_index(v) := x if {
+	x := v.command
+	is_number(x)
+} else := null
 
 cwd(c) := normalise(x) if {
 	x := c.cwd
@@ -407,26 +413,53 @@ operand_paths(c) := {abs(c, a) | some a in c.positionals; not is_remote_spec(a)}
 
 remote_operands(c) := [a | some a in c.positionals; is_remote_spec(a)]
 
-# Paths a command run by `find -exec` or `xargs` receives from its producers.
+# Paths a command run by `find -exec` or `xargs` receives from its producers: the roots of its
+# own find, what the earlier commands of its pipeline hand on.
 inherited_paths(c) := ({p |
-	has_via(c, "find_exec")
-	some f in effective_commands
-	f.name == "find"
-	some p in find_roots(f)
+	some v in c.via
+	v.kind == "find_exec"
+	some p in exec_find_roots(v)
 } | {p |
-	has_via(c, "xargs")
-	some f in effective_commands
+	some v in c.via
+	v.kind == "xargs"
+	some f in xargs_producers(v)
 	piped_onward(f)
 	some p in handed_on(f)
 }) | {p |
 	c.name in data.gatekeeper.lib.file_list_readers
+	some f in pipeline_producers(c)
+	some p in path_set(f)
+}
+
+# The roots of the find whose -exec opened layer v; of every find of the call when the layer does
+# not name its command (facts from another analyser).
+exec_find_roots(v) := find_roots(f) if {
+	f := commands_by_index[v.command]
+	f.name == "find"
+} else := every_find_root
+
+commands_by_index := {c.index: c | some c in commands}
+
+every_find_root := {p |
+	some f in effective_commands
+	f.name == "find"
+	some p in find_roots(f)
+}
+
+# What feeds the xargs that opened layer v: the earlier commands of its pipeline. When the layer
+# does not name its xargs (facts from another analyser), any command of the call may.
+xargs_producers(v) := pipeline_producers(x) if {
+	x := commands_by_index[v.command]
+} else := effective_commands
+
+# The earlier commands of c's pipeline.
+pipeline_producers(c) := [f |
 	c.pipeline != null
 	some f in effective_commands
 	f.pipeline != null
 	f.pipeline.id == c.pipeline.id
 	f.pipeline.position < c.pipeline.position
-	some p in path_set(f)
-}
+]
 
 # What a producer piped into xargs may name: for find, files under its starting points.
 handed_on(f) := find_roots(f) if {

@@ -204,7 +204,7 @@ hits contains lib.hit(c, "replication.remote_spread", message) if {
 hits contains lib.hit(c, "replication.remote_spread", message) if {
 	some c in lib.commands
 	c.name in data.gatekeeper.lib.network_programs
-	some f in piped_into(c)
+	some f in lib.pipeline_producers(c)
 	some source in agent_code_streamed[f.index]
 	message := concat("", [f.name, " pipes ", agent_code_text(source), " into ", c.name])
 }
@@ -654,15 +654,6 @@ python_termination_signal(a) if {
 restores_default(a) if contains(a.text, "SIG_DFL")
 
 # --- spreading ------------------------------------------------------------------------------
-
-# Earlier commands of c's pipeline.
-piped_into(c) := [f |
-	c.pipeline != null
-	some f in lib.effective_commands
-	f.pipeline != null
-	f.pipeline.id == c.pipeline.id
-	f.pipeline.position < c.pipeline.position
-]
 
 # `ansible all -m copy -a 'src=~/WorkSpace/Agent dest=/opt/'`.
 ansible_copies(c) := {source |

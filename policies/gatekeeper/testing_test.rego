@@ -65,11 +65,20 @@ heredoc(c, body) := object.union(c, {"redirects": array.concat(c.redirects, [{
 }])})
 
 # c at `position` of a pipeline of `length` commands.
-piped(c, position, length) := object.union(c, {"pipeline": {"id": 1, "position": position, "length": length}})
+piped(c, position, length) := piped_in(c, 1, position, length)
+
+# The same in pipeline `id` of the call.
+piped_in(c, id, position, length) := object.union(c, {"pipeline": {"id": id, "position": position, "length": length}})
 
 # c found through one more layer (`wrapper`/sudo, `payload`/base64, `trap`/trap, ...).
 via(c, kind, name) := object.union(c, {
 	"via": array.concat(c.via, [{"kind": kind, "name": name}]),
+	"depth": c.depth + 1,
+})
+
+# c found through a layer opened by the call's command number `index` (the find of `find -exec`).
+opened_by(c, kind, name, index) := object.union(c, {
+	"via": array.concat(c.via, [{"kind": kind, "name": name, "command": index}]),
 	"depth": c.depth + 1,
 })
 
