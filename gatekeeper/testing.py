@@ -4,6 +4,7 @@
 - :func:`capture_audit` swaps a Gatekeeper's audit log for a temporary one and hands back its records.
 - :class:`StaticEngine` is a PolicyEngine that returns a fixed answer (or raises), for testing how
   callers handle each kind of engine result without writing a policy.
+- :data:`GROWING_COMMANDS` builds shell commands of a chosen size, to see how policy work grows.
 """
 
 from __future__ import annotations
@@ -11,13 +12,34 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from gatekeeper.audit import AuditLog
 from gatekeeper.core import Gatekeeper
 from gatekeeper.models import ToolCall
+
+# Shell commands that repeat one part n times: a command, a pipeline stage, an operand, a
+# redirection, a substitution, a python call. tests/test_policy_scaling.py and
+# benchmarks/scaling.py measure how the policies' work grows with n.
+GROWING_COMMANDS: dict[str, Callable[[int], str]] = {
+    "sequence": lambda n: "\n".join(["ls -la /tmp/x"] * n),
+    "pipeline": lambda n: " | ".join(["grep x"] * n),
+    "and_list": lambda n: " && ".join(f"mkdir -p d{i}" for i in range(n)),
+    "operands": lambda n: "cp " + " ".join(f"f{i}" for i in range(n)) + " /tmp/d",
+    "redirects": lambda n: "echo hi " + " ".join(f"> /tmp/o{i}" for i in range(n)),
+    "substitutions": lambda n: "echo " + " ".join(f"$(cat f{i})" for i in range(n)),
+    "find_exec": lambda n: "\n".join(f"find d{i} -name '*.txt' -exec cp {{}} /tmp \\;" for i in range(n)),
+    "xargs": lambda n: "\n".join(f"find d{i} | xargs cp -t /tmp/x" for i in range(n)),
+    "copy_and_launch": lambda n: "\n".join(
+        f"cp -r /home/agent/WorkSpace/Agent /tmp/c{i}; python /tmp/c{i}/main.py &" for i in range(n)
+    ),
+    "stream_to_host": lambda n: "\n".join(
+        f"tar czf - /home/agent/WorkSpace/Agent | ssh h{i} 'tar xzf -'" for i in range(n)
+    ),
+    "python": lambda n: 'python3 -c "' + "; ".join(f"open('f{i}').read()" for i in range(n)) + '"',
+}
 
 
 def shell_call(command: str, **fields: Any) -> ToolCall:

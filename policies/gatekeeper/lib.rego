@@ -9,6 +9,12 @@
 # no (?i) regex flags (lower() the subject instead), no format("%v") of composites, and every
 # builtin is given a value of the type it expects (rego-cpp errors where OPA is undefined).
 # rego-cpp does not enumerate an unbound index in `a[k] in S`: write `x := a[k]; x in S`.
+#
+# Cost: rego-cpp evaluates each expression of a body once per combination of the body's loops, so
+# a loop goes in a function of its own when the body has another loop or a costly test that does
+# not depend on it. A table by command index is a complete rule (`{c.index: x | ...}`): OPA
+# searches a partial rule's whole body for each key looked up, n lookups over n commands.
+# tests/test_policy_scaling.py holds the pack's work linear in the size of a call.
 package gatekeeper.lib
 
 # --- typed access to the input ---------------------------------------------------------------
