@@ -198,3 +198,12 @@ def test_glob_match_on_a_stray_backslash_fails_closed_on_the_embedded_engine():
     assert decision.error is not None
     assert decision.error.code == ErrorCode.ENGINE_ERROR
     assert "Invalid escape sequence" in decision.error.message
+
+
+def test_a_rego_cpp_failure_without_a_reason_says_so():
+    from gatekeeper.policy.embedded import _rego_error_message  # noqa: PLC0415 - private helper
+
+    # The whole answer rego-cpp gives for some very large calls (400 operands of one cp).
+    assert "without giving a reason" in _rego_error_message("<error>")
+    report = "(error (errormsg 23:Invalid escape sequence) (errorast x))"
+    assert _rego_error_message(report) == "Invalid escape sequence"

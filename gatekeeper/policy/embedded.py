@@ -214,7 +214,15 @@ class EmbeddedEngine:
 def _rego_error_message(text: str) -> str:
     """The messages of a rego-cpp error report (``(errormsg 23:Invalid escape sequence)``)."""
     messages = [match.group(1) for match in _ERRORMSG.finditer(text)]
-    return "; ".join(messages) if messages else text.strip()[:300]
+    if messages:
+        return "; ".join(messages)
+    if text.strip() == "<error>":
+        return _NO_REASON
+    return text.strip()[:300]
+
+
+# rego-cpp's whole answer for some very large calls (400 operands of one `cp`; docs/opa.md).
+_NO_REASON = "rego-cpp failed without giving a reason (<error>), as it does on some very large calls"
 
 
 _ERRORMSG = re.compile(r"\(errormsg \d+:([^)]*)\)")
