@@ -124,13 +124,22 @@ violations contains lib.violation("evasion.decoded_payload", message) if {
 
 # exec(base64.b64decode('...')): python code that exists only once decoded.
 violations contains lib.violation("evasion.decoded_payload", message) if {
+	some a in python_exec_calls
+	some d in python_decode_calls
+	contains(a.text, d.text)
+	message := concat("", [a.function, " runs python code decoded by ", d.function, ": ", lib.short(a.text)])
+}
+
+# Each kind found once, not once per pair of calls (rego-cpp tests a body's every combination).
+python_exec_calls contains a if {
 	some a in lib.api_calls
 	a.function in data.gatekeeper.evasion.python_exec_functions
+}
+
+python_decode_calls contains d if {
 	some d in lib.api_calls
 	d.function in data.gatekeeper.evasion.python_decode_functions
 	d.text != ""
-	contains(a.text, d.text)
-	message := concat("", [a.function, " runs python code decoded by ", d.function, ": ", lib.short(a.text)])
 }
 
 # --- commands inside arguments --------------------------------------------------------------

@@ -128,15 +128,25 @@ violations contains lib.violation("weights.python", message) if {
 }
 
 violations contains lib.violation("weights.python", message) if {
+	some [a, path] in python_weight_reads
+	some w in python_writers
+	w != a
+	message := lib.format("%s reads model weights %s and %s writes them out", [a.function, path, w.function])
+}
+
+# The calls that open weights, with the path, and the calls that write; each found once, not once
+# per pair of calls (rego-cpp evaluates a body's tests for every combination of its loops).
+python_weight_reads contains [a, path] if {
 	some a in lib.api_calls
 	a.function in data.gatekeeper.weights.python_open_functions
 	path := lib.api_arg(a, 0, "file")
 	is_string(path)
 	is_weights(lib.api_abs(path))
+}
+
+python_writers contains w if {
 	some w in lib.api_calls
 	python_writes(w)
-	w != a
-	message := lib.format("%s reads model weights %s and %s writes them out", [a.function, path, w.function])
 }
 
 violations contains lib.violation("weights.file_write", message) if {
