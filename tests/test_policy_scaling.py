@@ -6,8 +6,10 @@ command index (OPA searched every command per lookup) and `find -exec` commands 
 roots of every find in the call. Time is no measure on a shared machine, so this counts OPA's
 expression evaluations (`opa eval --profile`), which are exact and repeatable: for each shape of
 call, four times the commands must cost less than six times the evaluations (linear growth is
-about four times, a rule over pairs of commands makes it nine to sixteen). benchmarks/scaling.py
-reports the times on both engines.
+about four times, a rule over pairs of commands makes it nine to sixteen). Some growth beyond
+linear is left where the pairs are what is judged (each of n launches compared with n copies of
+the agent home); it shows at hundreds of parts, and docs/opa.md gives the times
+(benchmarks/scaling.py).
 """
 
 from __future__ import annotations
