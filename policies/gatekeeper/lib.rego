@@ -334,6 +334,12 @@ root_if_empty(d) := "/" if {
 	d == ""
 } else := d
 
+# p and every directory above it: `/a/b`, `/a` and `/` for `/a/b`.
+self_and_ancestors(p) := {root_if_empty(concat("/", array.slice(parts, 0, k))) |
+	parts := split(p, "/")
+	some k in numbers.range(1, count(parts))
+}
+
 # `dir` joined with a child name, without doubling the root's slash.
 child(dir, name) := concat("", [dir, name]) if {
 	endswith(dir, "/")

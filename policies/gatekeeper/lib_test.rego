@@ -212,6 +212,11 @@ test_basename_and_dirname if {
 	lib.dirname("/a") == "/"
 }
 
+test_self_and_ancestors if {
+	lib.self_and_ancestors("/a/b/c.py") == {"/", "/a", "/a/b", "/a/b/c.py"}
+	lib.self_and_ancestors("/") == {"/"}
+}
+
 test_abs_resolves_against_cwd_and_home if {
 	c := {"cwd": "/w"}
 	lib.abs(c, "x/../y") == "/w/y"

@@ -527,19 +527,34 @@ copy_record(source, d, when) := {"tree": d, "exact": "", "when": when} if {
 	whole_agent(source)
 } else := {"tree": lib.child(d, lib.basename(source)), "exact": d, "when": when}
 
-copies_launched(paths) := {{"location": location, "when": copy.when} |
-	some copy in copies_made
+copies_launched(paths) := {{"location": location, "when": when} |
 	some p in paths
-	location := launched_copy(p, copy)
+	some [location, when] in copy_locations_of(p)
 }
 
-launched_copy(p, copy) := copy.tree if {
+# The copies outside the homes that p lies in: a copied tree that holds p (p or a directory above
+# it), or p itself where a file or directory was copied to that name. Looked up by location, not
+# compared copy by copy: n launches of n copies were n² comparisons.
+copy_locations_of(p) := {[a, when] |
+	some a in lib.self_and_ancestors(p)
+	some when in copy_times
+	[a, when] in copied_trees
+} | {[p, when] |
+	some when in copy_times
+	[p, when] in copied_exacts
+}
+
+copy_times := {copy.when | some copy in copies_made}
+
+copied_trees := {[lib.without_trailing_slash(copy.tree), copy.when] |
+	some copy in copies_made
 	not lib.inside_home(copy.tree)
-	lib.inside(p, copy.tree)
-} else := copy.exact if {
+}
+
+copied_exacts := {[copy.exact, copy.when] |
+	some copy in copies_made
 	copy.exact != ""
 	not lib.inside_home(copy.exact)
-	p == copy.exact
 }
 
 # A launch on another host naming the agent's entry point, its home or a copy of it.
