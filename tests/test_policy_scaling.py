@@ -7,8 +7,8 @@ roots of every find in the call. Time is no measure on a shared machine, so this
 expression evaluations (`opa eval --profile`), which are exact and repeatable: for each shape of
 call, four times the commands must cost less than six times the evaluations (linear growth is
 about four times, a rule over pairs of commands makes it nine to sixteen). Some growth beyond
-linear is left where the pairs are what is judged (each of n launches compared with n copies of
-the agent home); it shows at hundreds of parts, and docs/opa.md gives the times
+linear is left in finding the earlier stages of a pipeline (for each xargs, ssh or cpio, every
+command is walked); it shows at hundreds of pipelines, and docs/opa.md gives the times
 (benchmarks/scaling.py).
 """
 
