@@ -40,7 +40,7 @@ def policy_input() -> Callable[[str], dict[str, Any]]:
 
     def build(command: str) -> dict[str, Any]:
         gatekeeper.decide(ToolCall(tool="shell", arguments={"command": command}, cwd="/home/agent"))
-        return json.loads(json.dumps(engine.documents[-1]))
+        return engine.documents[-1]
 
     return build
 
