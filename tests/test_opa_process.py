@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.errors import EngineUnavailable
-from gatekeeper.policy.opa_process import ManagedOpa, OpaProcess, OpaProcessError, opa_child_pids
+from gatekeeper.policy.opa_process import (
+    OPA_GOGC,
+    ManagedOpa,
+    OpaProcess,
+    OpaProcessError,
+    opa_child_pids,
+)
 from gatekeeper.policy.opa_server import OpaServerEngine
 
 pytestmark = [pytest.mark.opa, pytest.mark.usefixtures("no_opa_left")]
@@ -49,6 +55,28 @@ def test_managed_opa_serves_the_pack_with_its_revision(opa_binary, write_policie
 def test_opa_listens_on_loopback_only(opa_binary, write_policies):
     with ManagedOpa(write_policies(ALLOW), binary=opa_binary) as opa:
         assert f"127.0.0.1:{opa.port}" in opa.process.command()
+
+
+def child_environment(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(entry.decode().partition("=")[::2] for entry in entries if entry)
+
+
+def test_opa_runs_with_a_larger_garbage_collector_target(opa_binary, write_policies, monkeypatch):
+    monkeypatch.delenv("GOGC", raising=False)
+    monkeypatch.setenv("GATEKEEPER_PROBE", "passed-on")
+    with ManagedOpa(write_policies(ALLOW), binary=opa_binary) as opa:
+        assert opa.pid is not None
+        environment = child_environment(opa.pid)
+    assert environment["GOGC"] == OPA_GOGC == "400"
+    assert environment["GATEKEEPER_PROBE"] == "passed-on"
+
+
+def test_a_gogc_set_by_the_user_is_kept(opa_binary, write_policies, monkeypatch):
+    monkeypatch.setenv("GOGC", "150")
+    with ManagedOpa(write_policies(ALLOW), binary=opa_binary) as opa:
+        assert opa.pid is not None
+        assert child_environment(opa.pid)["GOGC"] == "150"
 
 
 def test_stop_is_idempotent_and_reaps_the_process(opa_binary, write_policies):
