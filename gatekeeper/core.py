@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 from gatekeeper._version import __version__
@@ -113,6 +113,17 @@ class Gatekeeper:
         decided = self._decide(call, None, only_cached=True, durable=False)
         return None if decided is None else (decided[0], decided[2])
 
+    def start(
+        self, call: ToolCall, *, session: Mapping[str, Any] | None = None, durable: bool = True
+    ) -> PendingDecision:
+        """Decide ``call`` up to the engine's turn: parse, cache lookup, analysis.
+
+        For a caller that asks the engine itself (the service awaits OPA on its event loop): give
+        the engine's answer for :attr:`PendingDecision.document` to :meth:`PendingDecision.finish`,
+        which decides and records the call. ``durable=False`` as for :meth:`decide_if_cached`.
+        """
+        return PendingDecision(self._steps(call, session, only_cached=False, durable=durable))
+
     def _decide(
         self,
         call: ToolCall | Mapping[str, Any],
@@ -120,7 +131,27 @@ class Gatekeeper:
         *,
         only_cached: bool,
         durable: bool,
-    ) -> tuple[Decision, Facts | None, int | None] | None:
+    ) -> Decided | None:
+        pending = PendingDecision(self._steps(call, session, only_cached=only_cached, durable=durable))
+        if pending.document is None:
+            return pending.finish()
+        return pending.finish(answer_of(self.engine, pending.document))
+
+    def _steps(
+        self,
+        call: ToolCall | Mapping[str, Any],
+        session: Mapping[str, Any] | None,
+        *,
+        only_cached: bool,
+        durable: bool,
+    ) -> DecisionSteps:
+        """The whole decision, as a generator that yields once: the input document, when it needs
+        the engine's answer, which the driver sends back in (a raised error as the value).
+
+        The facts and the answer are pure functions of the revision and the input without facts,
+        so a cache hit skips the analysis and the evaluation (its timing is then ``cache`` alone)
+        and yields nothing.
+        """
         started = time.perf_counter()
         decision_id = new_decision_id()
         document: dict[str, Any] = {
@@ -134,9 +165,35 @@ class Gatekeeper:
         try:
             tool_call = call if isinstance(call, ToolCall) else ToolCall.parse(call)
             document["call"] = tool_call.model_dump(mode="json", exclude_none=True)
-            facts, result = self._analyse_and_evaluate(
-                tool_call, document, timings, started, only_cached=only_cached
-            )
+            revision = self.engine.revision
+            # A session's history names its earlier decisions by id, so an input with a history
+            # never repeats: keying it (a dump of up to 64 calls) and storing it would only evict
+            # answers that can be used again.
+            cacheable = self.cache.size and not _session_history(document)
+            key = self.cache.key(revision, document) if cacheable else None
+            cached = self.cache.get(key, count_miss=not only_cached)
+            if cached is not None:
+                facts, document["facts"], result = cached
+                timings["cache"] = _ms(time.perf_counter() - started)
+            elif only_cached:
+                return None
+            else:
+                facts = analyse_call(tool_call, self._analysis_options)
+                document["facts"] = facts_to_dict(facts)
+                analysed = time.perf_counter()
+                timings["analyse"] = _ms(analysed - started)
+                result = yield document
+                timings["evaluate"] = _ms(time.perf_counter() - analysed)
+                if isinstance(result, Exception) and not isinstance(result, GatekeeperError):
+                    raise result  # a bug, not an engine's refusal: the guard below makes it a deny
+                if not isinstance(result, GatekeeperError):
+                    self.cache.confirm()
+                if cacheable and self.engine.revision != revision:
+                    # A remote engine reports its revision with the answer: file it under that one.
+                    key = self.cache.key(
+                        self.engine.revision, {k: v for k, v in document.items() if k != "facts"}
+                    )
+                self.cache.put(key, (facts, document["facts"], result), result)
             decision = decision_from_result(
                 result,
                 call_id=tool_call.id,
@@ -144,8 +201,6 @@ class Gatekeeper:
                 decision_id=decision_id,
                 timings_ms=timings,
             )
-        except _NotCached:
-            return None
         except InputError as error:
             decision = fail_closed(error.code, error.message, id=_call_id(call), decision_id=decision_id)
         except Exception as error:  # noqa: BLE001 - the last guard: any failure is a deny, never an allow
@@ -160,49 +215,6 @@ class Gatekeeper:
         if self.audit is not None:
             decision, seq = self._record(decision, document, result, session, durable=durable)
         return decision, facts, seq
-
-    def _analyse_and_evaluate(
-        self,
-        call: ToolCall,
-        document: dict[str, Any],
-        timings: dict[str, float],
-        started: float,
-        *,
-        only_cached: bool = False,
-    ) -> tuple[Facts, Any]:
-        """Facts and the engine's answer (or its GatekeeperError); sets ``document["facts"]``.
-
-        Both are pure functions of the revision and the input without facts, so a cache hit skips
-        the analysis and the evaluation; its timing is then ``cache`` alone.
-        """
-        revision = self.engine.revision
-        # A session's history names its earlier decisions by id, so an input with a history never
-        # repeats: keying it (a dump of up to 64 calls) and storing it would only evict answers that
-        # can be used again.
-        cacheable = self.cache.size and not _session_history(document)
-        key = self.cache.key(revision, document) if cacheable else None
-        cached = self.cache.get(key, count_miss=not only_cached)
-        if cached is not None:
-            facts, document["facts"], result = cached
-            timings["cache"] = _ms(time.perf_counter() - started)
-            return facts, result
-        if only_cached:
-            raise _NotCached
-        facts = analyse_call(call, self._analysis_options)
-        document["facts"] = facts_to_dict(facts)
-        analysed = time.perf_counter()
-        timings["analyse"] = _ms(analysed - started)
-        try:
-            result = self.engine.evaluate(document)
-            self.cache.confirm()
-        except GatekeeperError as error:
-            result = error
-        timings["evaluate"] = _ms(time.perf_counter() - analysed)
-        if cacheable and self.engine.revision != revision:
-            # A remote engine reports its revision with the answer: file it under that one.
-            key = self.cache.key(self.engine.revision, {k: v for k, v in document.items() if k != "facts"})
-        self.cache.put(key, (facts, document["facts"], result), result)
-        return facts, result
 
     def reject(self, raw: Any, code: ErrorCode, message: str, *, call_id: str | None = None) -> Decision:
         """Deny (and audit) input that is not even a tool call, such as a malformed batch line."""
@@ -264,6 +276,45 @@ class Gatekeeper:
         self.close()
 
 
+# A decision, the facts it was made on (None when the call did not parse) and its audit record's seq.
+Decided = tuple[Decision, Facts | None, int | None]
+DecisionSteps = Generator[dict[str, Any], Any, Decided | None]
+
+
+class PendingDecision:
+    """A decision at the engine's turn: :attr:`document` is the input to evaluate (None when the
+    decision needs no engine: a cache hit, or input that is not a tool call); :meth:`finish` takes
+    the engine's answer and returns the decision as recorded. Finish it from any one thread."""
+
+    def __init__(self, steps: DecisionSteps) -> None:
+        self._steps = steps
+        self._outcome: Decided | None = None
+        try:
+            self.document: dict[str, Any] | None = next(steps)
+        except StopIteration as done:
+            self.document, self._outcome = None, done.value
+
+    def finish(self, answer: Any = None) -> Decided | None:
+        """The decision for ``answer`` (the engine's result, or the exception it raised)."""
+        if self.document is None:
+            return self._outcome
+        try:
+            self._steps.send(answer)
+        except StopIteration as done:
+            outcome: Decided | None = done.value
+            return outcome
+        raise RuntimeError("a decision asked its engine twice")  # pragma: no cover - _steps yields once
+
+
+def answer_of(engine: PolicyEngine, document: dict[str, Any]) -> Any:
+    """The engine's answer to ``document``, or the exception it raised (a decision's steps turn it
+    into a deny)."""
+    try:
+        return engine.evaluate(document)
+    except Exception as error:  # noqa: BLE001 - handed to the decision, which denies
+        return error
+
+
 def unrecorded(decision: Decision, error: AuditError) -> Decision:
     """A decision that cannot be recorded is not made: deny, and say why."""
     return fail_closed(
@@ -320,10 +371,6 @@ def _call_id(call: Any) -> str | None:
 def _session_id(call: Any) -> Any:
     # The call may be anything a client sent (a list, a string): only a mapping has a session.
     return call.get("session_id") if isinstance(call, Mapping) else None
-
-
-class _NotCached(Exception):
-    """Raised inside :meth:`Gatekeeper._decide` when only a cached answer was asked for."""
 
 
 def _ms(seconds: float) -> float:
