@@ -20,7 +20,13 @@ from gatekeeper.config import Config
 from gatekeeper.errors import AuditError, ErrorCode, GatekeeperError, InputError
 from gatekeeper.models import Decision, ToolCall
 from gatekeeper.policy.cache import DecisionCache
-from gatekeeper.policy.engine import PolicyEngine, decision_from_result, fail_closed, new_decision_id
+from gatekeeper.policy.engine import (
+    AsyncPolicyEngine,
+    PolicyEngine,
+    decision_from_result,
+    fail_closed,
+    new_decision_id,
+)
 from gatekeeper.policy.loader import ENTRYPOINT
 
 # Where the audit record names earlier calls instead of repeating them (an OPA decision-log
@@ -131,7 +137,7 @@ class Gatekeeper:
         *,
         only_cached: bool,
         durable: bool,
-    ) -> Decided | None:
+    ) -> Recorded | None:
         pending = PendingDecision(self._steps(call, session, only_cached=only_cached, durable=durable))
         if pending.document is None:
             return pending.finish()
@@ -277,8 +283,8 @@ class Gatekeeper:
 
 
 # A decision, the facts it was made on (None when the call did not parse) and its audit record's seq.
-Decided = tuple[Decision, Facts | None, int | None]
-DecisionSteps = Generator[dict[str, Any], Any, Decided | None]
+Recorded = tuple[Decision, Facts | None, int | None]
+DecisionSteps = Generator[dict[str, Any], Any, Recorded | None]
 
 
 class PendingDecision:
@@ -288,20 +294,20 @@ class PendingDecision:
 
     def __init__(self, steps: DecisionSteps) -> None:
         self._steps = steps
-        self._outcome: Decided | None = None
+        self._outcome: Recorded | None = None
         try:
             self.document: dict[str, Any] | None = next(steps)
         except StopIteration as done:
             self.document, self._outcome = None, done.value
 
-    def finish(self, answer: Any = None) -> Decided | None:
+    def finish(self, answer: Any = None) -> Recorded | None:
         """The decision for ``answer`` (the engine's result, or the exception it raised)."""
         if self.document is None:
             return self._outcome
         try:
             self._steps.send(answer)
         except StopIteration as done:
-            outcome: Decided | None = done.value
+            outcome: Recorded | None = done.value
             return outcome
         raise RuntimeError("a decision asked its engine twice")  # pragma: no cover - _steps yields once
 
@@ -311,6 +317,14 @@ def answer_of(engine: PolicyEngine, document: dict[str, Any]) -> Any:
     into a deny)."""
     try:
         return engine.evaluate(document)
+    except Exception as error:  # noqa: BLE001 - handed to the decision, which denies
+        return error
+
+
+async def answer_of_async(engine: AsyncPolicyEngine, document: dict[str, Any]) -> Any:
+    """:func:`answer_of` for an engine awaited on an event loop."""
+    try:
+        return await engine.evaluate_async(document)
     except Exception as error:  # noqa: BLE001 - handed to the decision, which denies
         return error
 

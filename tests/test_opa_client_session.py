@@ -1,4 +1,4 @@
-"""How the OPA engine's HTTP client talks to OPA: connections kept per thread, environment on loopback.
+"""How the OPA engine's HTTP clients talk to OPA: connections kept per thread, environment on loopback.
 
 A small OPA stand-in (stdlib HTTP/1.1 server on a loopback port) answers the Data API and records what
 each request carried and from which connection.
@@ -6,6 +6,7 @@ each request carried and from which connection.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -106,3 +107,37 @@ def test_proxy_variables_still_apply_to_a_remote_opa(opa_stand_in, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     assert OpaServerEngine("http://opa.example.invalid:8181", timeout_s=5.0).evaluate({}) == ANSWER
     assert seen.targets == ["http://opa.example.invalid:8181/v1/data/gatekeeper/decision?provenance=True"]
+
+
+# -- the asynchronous client (the service awaits OPA on its event loop) ----------------------------
+
+
+def evaluate_awaited(engine: OpaServerEngine, documents: list[dict]) -> list[object]:
+    async def run() -> list[object]:
+        try:
+            return [await engine.evaluate_async(document) for document in documents]
+        finally:
+            await engine.aclose()
+
+    return asyncio.run(run())
+
+
+def test_the_awaited_client_asks_for_the_decision_with_the_token_over_one_connection(opa_stand_in):
+    url, seen = opa_stand_in
+    engine = OpaServerEngine(url, timeout_s=5.0, token="opa-token")  # noqa: S106
+    assert engine.can_evaluate_async
+    assert evaluate_awaited(engine, [{"call": {"id": str(n)}} for n in range(5)]) == [ANSWER] * 5
+    assert seen.targets == ["/v1/data/gatekeeper/decision?provenance=True"] * 5
+    assert seen.authorizations == ["Bearer opa-token"] * 5
+    assert len(seen.connections) == 1
+
+
+def test_the_awaited_client_ignores_proxy_variables_and_is_offered_for_loopback_only(
+    opa_stand_in, monkeypatch
+):
+    url, _seen = opa_stand_in
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    assert evaluate_awaited(OpaServerEngine(url, timeout_s=5.0), [{}]) == [ANSWER]
+    # A remote OPA may need a proxy from the environment, which only the blocking client reads.
+    assert not OpaServerEngine("http://opa.example.invalid:8181").can_evaluate_async

@@ -1,21 +1,24 @@
 """Fail closed with a real OPA: every way OPA can fail to give a decision is a deny that names it.
 
 Each case runs a real ``opa`` process (stopped, killed, paused, locked, or given a policy whose answer
-is unusable), decides a call through ``Gatekeeper.decide`` with the OPA engine, and checks the
-decision, its reason and the audit record. Nothing is mocked.
+is unusable), decides a call with the OPA engine, and checks the decision, its reason and the audit
+record. Every case runs with both of the engine's clients: ``Gatekeeper.decide`` (blocking) and the
+service's way for a new call, OPA awaited on an event loop. Nothing is mocked.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import sys
 import time
 
 import pytest
 
 from gatekeeper.config import Config
-from gatekeeper.core import Gatekeeper
+from gatekeeper.core import Gatekeeper, answer_of_async
 from gatekeeper.errors import ErrorCode
 from gatekeeper.models import Outcome
 from gatekeeper.policy.opa_process import ManagedOpa, OpaProcess
@@ -34,10 +37,39 @@ def gatekeeper_for(url: str) -> Gatekeeper:
     return Gatekeeper(config, engine=OpaServerEngine(url, timeout_s=TIMEOUT_S))
 
 
+# Which of the engine's clients asks OPA: set for each test by the `opa_client` fixture.
+CLIENT = "blocking"
+
+
+@pytest.fixture(autouse=True, params=["blocking", "awaited"])
+def opa_client(request, monkeypatch):
+    """Every case twice: through OpaClient (requests; `gatekeeper check`, the deciding threads) and
+    through AsyncOpaClient (aiohttp; the service awaits OPA on its event loop)."""
+    monkeypatch.setattr(sys.modules[__name__], "CLIENT", request.param)
+    return request.param
+
+
+async def decide_awaiting_opa(gatekeeper: Gatekeeper, call):
+    """What the service does for a new call: the steps up to OPA, OPA awaited, then the rest."""
+    engine = gatekeeper.engine
+    try:
+        pending = gatekeeper.start(call)
+        assert pending.document is not None
+        recorded = pending.finish(await answer_of_async(engine, pending.document))
+    finally:
+        await engine.aclose()
+    assert recorded is not None
+    return recorded[0]
+
+
 def decide_and_audit(gatekeeper: Gatekeeper, command: str = "ls /tmp"):
+    call = shell_call(command, id="c1", cwd="/home/agent")
     with capture_audit(gatekeeper) as records:
         started = time.monotonic()
-        decision = gatekeeper.decide(shell_call(command, id="c1", cwd="/home/agent"))
+        if CLIENT == "blocking":
+            decision = gatekeeper.decide(call)
+        else:
+            decision = asyncio.run(decide_awaiting_opa(gatekeeper, call))
         elapsed = time.monotonic() - started
     assert len(records) == 1
     return decision, records[0], elapsed

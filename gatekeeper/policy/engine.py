@@ -41,6 +41,23 @@ class PolicyEngine(Protocol):
     def close(self) -> None: ...
 
 
+class AsyncPolicyEngine(PolicyEngine, Protocol):
+    """An engine that can also be awaited on an event loop (the OPA engine)."""
+
+    @property
+    def can_evaluate_async(self) -> bool:
+        """Whether :meth:`evaluate_async` answers exactly as :meth:`evaluate` would."""
+        ...
+
+    async def evaluate_async(self, document: dict[str, Any]) -> Any:
+        """:meth:`PolicyEngine.evaluate` without blocking the event loop."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what :meth:`evaluate_async` holds, from the loop that used it."""
+        ...
+
+
 def new_decision_id() -> str:
     return str(uuid.uuid4())
 
