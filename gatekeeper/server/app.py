@@ -58,6 +58,7 @@ def create_app(service: Service) -> FastAPI:
         # Before the first request is taken: no early call waits for a deciding thread's compile.
         await asyncio.gather(*(asyncio.wrap_future(f) for f in service.prepare_deciding_threads()))
         yield
+        await service.engine.aclose()  # the OPA engine's connections belong to this loop
         if peers is not None:
             peers.close()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gatekeeper.errors import PolicyLoadError
-from gatekeeper.policy.engine import PolicyEngine
+from gatekeeper.policy.engine import AsyncPolicyEngine, PolicyEngine
 
 HEADLESS_RULE = "gatekeeper.headless_ask"
 HEADLESS_MESSAGE = "this call needs a human's approval and no approver is configured, so ask is deny"
@@ -30,7 +30,24 @@ class HeadlessAskEngine:
         return self.inner.revision
 
     def evaluate(self, document: dict[str, Any]) -> Any:
-        result = self.inner.evaluate(document)
+        return self._rewritten(self.inner.evaluate(document))
+
+    @property
+    def can_evaluate_async(self) -> bool:
+        """Whether the inner engine answers :meth:`evaluate_async` (the OPA engine, on loopback)."""
+        return bool(getattr(self.inner, "can_evaluate_async", False))
+
+    async def evaluate_async(self, document: dict[str, Any]) -> Any:
+        """The inner engine's :meth:`evaluate_async`, rewritten the same way (see can_evaluate_async)."""
+        inner: AsyncPolicyEngine = self.inner  # type: ignore[assignment]
+        return self._rewritten(await inner.evaluate_async(document))
+
+    async def aclose(self) -> None:
+        aclose = getattr(self.inner, "aclose", None)
+        if callable(aclose):
+            await aclose()
+
+    def _rewritten(self, result: Any) -> Any:
         if self.headless and isinstance(result, dict) and result.get("decision") == "ask":
             violations = result.get("violations")
             rewritten = dict(result)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import Any
 import structlog
 
 from gatekeeper.audit import AuditLog, default_audit_path
-from gatekeeper.core import Gatekeeper, build_engine, unrecorded
+from gatekeeper.core import Gatekeeper, answer_of_async, build_engine, unrecorded
 from gatekeeper.errors import AuditError, ErrorCode, ExecutionError, InputError
 from gatekeeper.execute import run_command
 from gatekeeper.models import Decision, ExecResult, ToolCall
@@ -84,6 +85,7 @@ class Service:
         # Threads that decide (analysis, evaluation, fsync'd audit): concurrent decisions share fsyncs.
         self.deciding_thread_count = deciding_threads(config.server.threads, self.engine.name)
         self.decide_threads = ThreadPoolExecutor(self.deciding_thread_count, thread_name_prefix="gk-decide")
+        self._engine_queries = asyncio.Semaphore(self.deciding_thread_count)
         # Its own thread: the fsync of a cached call must not queue behind policy evaluations.
         self._fsync_thread = ThreadPoolExecutor(1, thread_name_prefix="gk-fsync")
         self._durable = DurableWaits(audit_log, self._fsync_thread)
@@ -118,30 +120,56 @@ class Service:
 
         A call without a session whose answer is cached is decided and recorded right here and
         answered once its record is durable: it needs neither the analysis nor the policies, and
-        the deciding threads' hand-off and lock turns were most of its cost. Anything else (new
-        calls, sessions, bad input) is decided on a deciding thread by :meth:`decide`.
+        the deciding threads' hand-off and lock turns were most of its cost. A new call without a
+        session, with an engine that can be awaited (OPA), is analysed on a deciding thread and its
+        engine awaited here. Anything else (sessions, bad input, the embedded engine) is decided on
+        a deciding thread by :meth:`decide`.
         """
         started = time.perf_counter()
         call = self._sessionless_call(raw)
-        cached = self.gatekeeper.decide_if_cached(call) if call is not None else None
-        if call is None or cached is None:
-            loop = asyncio.get_running_loop()
-            work = call if call is not None else raw
-            decided: Decided = await loop.run_in_executor(self.decide_threads, self.decide, work)
-            return decided
-        decision, seq = cached
+        if call is not None:
+            cached = self.gatekeeper.decide_if_cached(call) if self.gatekeeper.cache.size else None
+            if cached is not None:
+                decision, seq = cached
+                return Decided(call, await self._answered(decision, seq, started))
+            if self.engine.can_evaluate_async:
+                # Shielded: a client that hangs up does not cancel a decision half made; it is
+                # recorded all the same, as on a deciding thread.
+                return await asyncio.shield(self._decide_awaiting_engine(call, started))
+        loop = asyncio.get_running_loop()
+        work = call if call is not None else raw
+        decided: Decided = await loop.run_in_executor(self.decide_threads, self.decide, work)
+        return decided
+
+    async def _decide_awaiting_engine(self, call: ToolCall, started: float) -> Decided:
+        loop = asyncio.get_running_loop()
+        start = functools.partial(self.gatekeeper.start, call, durable=False)
+        pending = await loop.run_in_executor(self.decide_threads, start)
+        answer = None
+        if pending.document is not None:
+            # No more queries at once than deciding threads, as when threads asked OPA: more would
+            # only queue inside OPA, where the wait counts against the engine's timeout.
+            async with self._engine_queries:
+                answer = await answer_of_async(self.engine, pending.document)
+        recorded = pending.finish(answer)
+        assert recorded is not None  # noqa: S101 - only a cache-only lookup decides nothing
+        decision, _facts, seq = recorded
+        return Decided(call, await self._answered(decision, seq, started))
+
+    async def _answered(self, decision: Decision, seq: int | None, started: float) -> Decision:
+        """``decision`` once its audit record (``seq``) is durable; a deny if it cannot be."""
         if seq is not None:
             try:
                 await self._durable.wait(seq)
             except AuditError as error:
                 decision = unrecorded(decision, error)
         self.metrics.observe_decision(decision, time.perf_counter() - started)
-        return Decided(call, decision)
+        return decision
 
     def _sessionless_call(self, raw: Any) -> ToolCall | None:
-        """The call, when it may be answered from the cache on the event loop (no session: a
-        session's calls are decided one at a time, under a lock a coroutine must not wait for)."""
-        if not self.gatekeeper.cache.size or not isinstance(raw, dict) or raw.get("session_id"):
+        """The call, when it may be decided on the event loop (no session: a session's calls are
+        decided one at a time, under a lock a coroutine must not wait for)."""
+        if not isinstance(raw, dict) or raw.get("session_id"):
             return None
         try:
             call = ToolCall.parse(raw)
