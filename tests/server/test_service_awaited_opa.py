@@ -1,9 +1,9 @@
 """New calls without a session on OPA: analysed on a deciding thread, OPA awaited on the event loop.
 
 What must hold: the same decisions and the same audit records as through the blocking client, one
-record per call, answered only once durable; at most as many OPA queries at once as deciding threads;
-a decision already under way is recorded even when its client hangs up; calls of a session, and an
-engine that cannot be awaited, still go to the deciding threads.
+record per call, answered only once durable; no more OPA queries at once than deciding threads, nor
+than AWAITED_QUERIES; a decision already under way is recorded even when its client hangs up; calls
+of a session, and an engine that cannot be awaited, still go to the deciding threads.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from service_helpers import AGENT_TOKEN, ScriptedEngine
 
 from gatekeeper.core import Gatekeeper
 from gatekeeper.policy.opa_server import OpaServerEngine
+from gatekeeper.server.service import AWAITED_QUERIES
 
 
 class CountedOpaEngine(OpaServerEngine):
@@ -120,7 +121,7 @@ def test_calls_of_a_session_still_ask_opa_from_a_deciding_thread(make_server, op
     assert (engine.awaited, engine.blocking) == (0, 3)
 
 
-def test_no_more_queries_at_once_than_deciding_threads(make_server):
+def test_no_more_queries_at_once_than_deciding_threads_or_the_limit(make_server):
     engine = SlowAwaitedEngine(delay_s=0.05)
     served = make_server(engine=engine, threads=3)
     with ThreadPoolExecutor(12) as pool:
@@ -131,6 +132,14 @@ def test_no_more_queries_at_once_than_deciding_threads(make_server):
     assert len(engine.documents) == 36
     assert 1 < engine.most_at_once <= 3
     assert len(served.audit_records()) == 36
+
+    engine = SlowAwaitedEngine(delay_s=0.05)
+    served = make_server(engine=engine, threads=16)
+    with ThreadPoolExecutor(24) as pool:
+        list(pool.map(lambda n: served.agent.post("/v1/decide", json=call(f"echo {n}", f"r{n}")), range(48)))
+    assert len(engine.documents) == 48
+    assert AWAITED_QUERIES < 16
+    assert 1 < engine.most_at_once <= AWAITED_QUERIES
 
 
 def test_a_decision_under_way_is_recorded_when_its_client_hangs_up(make_server):
