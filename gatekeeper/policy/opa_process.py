@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -60,9 +60,9 @@ def free_loopback_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def opa_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment an OPA child runs with: ``base`` (default: this process's), plus ``GOGC``."""
-    environment = dict(os.environ if base is None else base)
+def opa_environment() -> dict[str, str]:
+    """The environment an OPA child runs with: this process's, plus ``GOGC`` if it has none."""
+    environment = dict(os.environ)
     environment.setdefault("GOGC", OPA_GOGC)
     return environment
 

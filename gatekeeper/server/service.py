@@ -38,8 +38,8 @@ log = structlog.get_logger("gatekeeper.server")
 _PREPARE_WAIT_S = 30.0
 # OPA queries a worker awaits at once (fewer if it has fewer deciding threads). Beyond a few per core
 # they only queue inside OPA, where the wait counts against the engine's timeout: with 16 per worker
-# and two workers on 2 cores, 73 of 6,000 new calls timed out (denied); with 8, one did, and one
-# worker's p99 went from 245 to 150 ms at the same throughput (docs/service.md).
+# and two workers on 2 cores, 73 of 6,000 new calls timed out (denied); with 8, 0 and 1 in two runs,
+# and one worker's p99 went from 245 to 150-165 ms at about the same throughput (docs/service.md).
 AWAITED_QUERIES = 8
 
 
