@@ -139,9 +139,7 @@ class Gatekeeper:
         durable: bool,
     ) -> Recorded | None:
         pending = PendingDecision(self._steps(call, session, only_cached=only_cached, durable=durable))
-        if pending.document is None:
-            return pending.finish()
-        return pending.finish(answer_of(self.engine, pending.document))
+        return pending.finish(None if pending.document is None else answer_of(self.engine, pending.document))
 
     def _steps(
         self,

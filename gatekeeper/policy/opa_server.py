@@ -47,17 +47,8 @@ class OpaServerEngine:
             raise EngineError(f"OPA url must look like http://host:port, not {url!r}")
         self.url = url
         self.timeout_s = timeout_s
-        # No retries: a slow or failing OPA must turn into a prompt deny, not a longer wait.
-        self._client = OpaClient(
-            host=parts.hostname,
-            port=parts.port or (443 if parts.scheme == "https" else 80),
-            ssl=parts.scheme == "https",
-            token=token,
-            retries=0,
-            timeout=timeout_s,
-        )
-        self._loopback = _is_loopback(parts.hostname)
-        _tune_session(self._client, loopback=self._loopback)
+        # For both clients. No retries: a slow or failing OPA must turn into a prompt deny, not a
+        # longer wait.
         self._client_settings: dict[str, Any] = {
             "host": parts.hostname,
             "port": parts.port or (443 if parts.scheme == "https" else 80),
@@ -66,6 +57,9 @@ class OpaServerEngine:
             "retries": 0,
             "timeout": timeout_s,
         }
+        self._client = OpaClient(**self._client_settings)
+        self._loopback = _is_loopback(parts.hostname)
+        _tune_session(self._client, loopback=self._loopback)
         self._async_client: _DecisionClient | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._revision: str | None = None
@@ -83,9 +77,13 @@ class OpaServerEngine:
         except requests.exceptions.ConnectionError as error:
             raise EngineUnavailable(f"OPA at {self.url} is unreachable: {_reason(error)}") from error
         except requests.exceptions.HTTPError as error:
-            raise EngineError(
-                _http_error_message(self.url, error), code=ErrorCode.ENGINE_HTTP_ERROR
-            ) from error
+            response = error.response
+            message = (
+                _http_error_message(self.url, response.status_code, response.content)
+                if response is not None
+                else f"OPA at {self.url} answered with an HTTP error: {_reason(error)}"
+            )
+            raise EngineError(message, code=ErrorCode.ENGINE_HTTP_ERROR) from error
         except requests.exceptions.JSONDecodeError as error:
             raise EngineResultError(f"OPA at {self.url} answered with a body that is not JSON") from error
         except requests.exceptions.RequestException as error:
@@ -112,17 +110,13 @@ class OpaServerEngine:
             raise EngineUnavailable(f"OPA at {self.url} is unreachable: {_reason(error)}") from error
         except aiohttp.ClientError as error:
             raise EngineUnavailable(f"OPA request to {self.url} failed: {_reason(error)}") from error
+        if status >= 400:
+            message = _http_error_message(self.url, status, payload)
+            raise EngineError(message, code=ErrorCode.ENGINE_HTTP_ERROR)
         try:
             body = json.loads(payload)
         except ValueError as error:
-            if status >= 400:
-                detail = f": {payload[:200].decode('utf-8', 'replace')}"
-                message = f"OPA at {self.url} answered HTTP {status}{detail}"
-                raise EngineError(message, code=ErrorCode.ENGINE_HTTP_ERROR) from error
             raise EngineResultError(f"OPA at {self.url} answered with a body that is not JSON") from error
-        if status >= 400:
-            message = f"OPA at {self.url} answered HTTP {status}{_opa_error_detail(body)}"
-            raise EngineError(message, code=ErrorCode.ENGINE_HTTP_ERROR)
         return self._result_of(body)
 
     async def _client_for_this_loop(self) -> _DecisionClient:
@@ -203,24 +197,16 @@ def _reason(error: Exception) -> str:
     return text.splitlines()[0][:200] if text else type(error).__name__
 
 
-def _http_error_message(url: str, error: requests.exceptions.HTTPError) -> str:
-    response = error.response
-    status = response.status_code if response is not None else "?"
-    detail = ""
-    if response is not None:
-        try:
-            detail = _opa_error_detail(response.json())
-        except ValueError:
-            detail = f": {response.text[:200]}"
-    return f"OPA at {url} answered HTTP {status}{detail}"
-
-
-def _opa_error_detail(payload: Any) -> str:
-    """``: code message (first cause)`` from OPA's error body, or the body's start if it is not one."""
+def _http_error_message(url: str, status: int, body: bytes) -> str:
+    """OPA's HTTP error, with ``code message (first cause)`` from its error body, or the body's start."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return f"OPA at {url} answered HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
     if not isinstance(payload, dict):
-        return f": {json.dumps(payload)[:200]}"
+        return f"OPA at {url} answered HTTP {status}: {json.dumps(payload)[:200]}"
     detail = f": {payload.get('code', '')} {payload.get('message', '')}".rstrip()
-    return detail + _first_opa_error(payload)
+    return f"OPA at {url} answered HTTP {status}{detail}{_first_opa_error(payload)}"
 
 
 def _first_opa_error(payload: Any) -> str:
