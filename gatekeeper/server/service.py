@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from gatekeeper.audit import AuditLog, default_audit_path
-from gatekeeper.core import Gatekeeper, answer_of_async, build_engine, unrecorded
+from gatekeeper.core import Gatekeeper, PendingDecision, answer_of_async, build_engine, unrecorded
 from gatekeeper.errors import AuditError, ErrorCode, ExecutionError, InputError
 from gatekeeper.execute import run_command
 from gatekeeper.models import Decision, ExecResult, ToolCall
@@ -30,7 +30,7 @@ from gatekeeper.server.config import ServiceConfig, deciding_threads
 from gatekeeper.server.durability import DurableWaits
 from gatekeeper.server.headless import HeadlessAskEngine
 from gatekeeper.server.metrics import ServiceMetrics
-from gatekeeper.server.sessions import SessionStore
+from gatekeeper.server.sessions import SessionHandle, SessionStore
 from gatekeeper.server.workers import WorkerPlan
 
 log = structlog.get_logger("gatekeeper.server")
@@ -125,21 +125,23 @@ class Service:
 
         A call without a session whose answer is cached is decided and recorded right here and
         answered once its record is durable: it needs neither the analysis nor the policies, and
-        the deciding threads' hand-off and lock turns were most of its cost. A new call without a
-        session, with an engine that can be awaited (OPA), is analysed on a deciding thread and its
-        engine awaited here. Anything else (sessions, bad input, the embedded engine) is decided on
-        a deciding thread by :meth:`decide`.
+        the deciding threads' hand-off and lock turns were most of its cost. A new call, with an
+        engine that can be awaited (OPA), is analysed on a deciding thread and its engine awaited
+        here; a call of a session holds the session from before its analysis until its record is
+        durable and in the history. Anything else (bad input, the embedded engine) is decided on a
+        deciding thread by :meth:`decide`.
         """
         started = time.perf_counter()
-        call = self._sessionless_call(raw)
+        call = self._valid_call(raw)
         if call is not None:
-            cached = self.gatekeeper.decide_if_cached(call) if self.gatekeeper.cache.size else None
-            if cached is not None:
-                decision, seq = cached
-                return Decided(call, await self._answered(decision, seq, started))
+            if not call.session_id and self.gatekeeper.cache.size:
+                cached = self.gatekeeper.decide_if_cached(call)
+                if cached is not None:
+                    decision, seq = cached
+                    return Decided(call, await self._answered(decision, seq, started))
             if self.engine.can_evaluate_async:
                 # Shielded: a client that hangs up does not cancel a decision half made; it is
-                # recorded all the same, as on a deciding thread.
+                # recorded all the same (and its session released), as on a deciding thread.
                 return await asyncio.shield(self._decide_awaiting_engine(call, started))
         loop = asyncio.get_running_loop()
         work = call if call is not None else raw
@@ -148,16 +150,35 @@ class Service:
 
     async def _decide_awaiting_engine(self, call: ToolCall, started: float) -> Decided:
         loop = asyncio.get_running_loop()
-        start = functools.partial(self.gatekeeper.start, call, durable=False)
-        pending = await loop.run_in_executor(self.decide_threads, start)
-        answer = None
-        if pending.document is not None:
-            async with self._engine_queries:  # a wait here does not count against the timeout
-                answer = await answer_of_async(self.engine, pending.document)
-        recorded = pending.finish(answer)
-        assert recorded is not None  # noqa: S101 - only a cache-only lookup decides nothing
-        decision, _facts, seq = recorded
-        return Decided(call, await self._answered(decision, seq, started))
+        begin = functools.partial(self._begin_awaited_decision, call)
+        session, pending = await loop.run_in_executor(self.decide_threads, begin)
+        try:
+            answer = None
+            if pending.document is not None:
+                async with self._engine_queries:  # a wait here does not count against the timeout
+                    answer = await answer_of_async(self.engine, pending.document)
+            recorded = pending.finish(answer)
+            assert recorded is not None  # noqa: S101 - only a cache-only lookup decides nothing
+            decision, facts, seq = recorded
+            decision = await self._answered(decision, seq, started)
+            if session is not None:
+                session.record(call, decision, facts)
+        finally:
+            if session is not None:
+                session.release()
+        return Decided(call, decision)
+
+    def _begin_awaited_decision(self, call: ToolCall) -> tuple[SessionHandle | None, PendingDecision]:
+        """On a deciding thread: wait for the session's earlier calls (a wait that blocks, so not on
+        the event loop), then analyse. The caller releases the session."""
+        session = self.sessions.acquire(call.session_id) if call.session_id else None
+        try:
+            history = session.policy_input if session is not None else None
+            return session, self.gatekeeper.start(call, session=history, durable=False)
+        except BaseException:
+            if session is not None:
+                session.release()
+            raise
 
     async def _answered(self, decision: Decision, seq: int | None, started: float) -> Decision:
         """``decision`` once its audit record (``seq``) is durable; a deny if it cannot be."""
@@ -169,16 +190,16 @@ class Service:
         self.metrics.observe_decision(decision, time.perf_counter() - started)
         return decision
 
-    def _sessionless_call(self, raw: Any) -> ToolCall | None:
-        """The call, when it may be decided on the event loop (no session: a session's calls are
-        decided one at a time, under a lock a coroutine must not wait for)."""
-        if not isinstance(raw, dict) or raw.get("session_id"):
+    @staticmethod
+    def _valid_call(raw: Any) -> ToolCall | None:
+        """The call, or None when the body is not a valid ToolCall (decided, as an audited deny, on
+        a deciding thread like every other call)."""
+        if not isinstance(raw, dict):
             return None
         try:
-            call = ToolCall.parse(raw)
+            return ToolCall.parse(raw)
         except InputError:
-            return None  # decided (an audited deny) on a thread, like every other call
-        return None if call.session_id else call
+            return None
 
     def decide(self, raw: Any) -> Decided:
         """Decide one request body; never raises (bad input and failures are audited denies)."""

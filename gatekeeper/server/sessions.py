@@ -10,8 +10,9 @@ Memory is bounded three ways: entries per session (``max_history``), bytes per s
 ``max_total_bytes``, least recently used sessions dropped first); a session idle for ``idle_ttl_s`` is
 forgotten. Sizes are the entries' JSON lengths, an honest proxy for what the policies receive.
 
-Calls of one session are decided one at a time (:meth:`SessionStore.hold`), so a call always sees
-every earlier call of its session, even when an agent sends them concurrently.
+Calls of one session are decided one at a time (:meth:`SessionStore.hold`, or
+:meth:`SessionStore.acquire` when the call ends on another thread), so a call always sees every earlier
+call of its session, even when an agent sends them concurrently.
 """
 
 from __future__ import annotations
@@ -59,9 +60,19 @@ class SessionStore:
     @contextmanager
     def hold(self, session_id: str) -> Iterator[SessionHandle]:
         """Serialise calls of ``session_id``: yields its history snapshot and a way to record the call."""
+        handle = self.acquire(session_id)
+        try:
+            yield handle
+        finally:
+            handle.release()
+
+    def acquire(self, session_id: str) -> SessionHandle:
+        """:meth:`hold` for a call that ends on another thread than it began: blocks until the
+        session's earlier calls are done. The handle must be released exactly once, from any thread
+        (a ``threading.Lock`` may be released by a thread that did not acquire it)."""
         session = self._touch(session_id)
-        with session.lock:
-            yield SessionHandle(self, session)
+        session.lock.acquire()
+        return SessionHandle(self, session)
 
     def snapshot(self, session_id: str) -> dict[str, Any] | None:
         """The session as ``GET /v1/sessions/{id}`` shows it, or ``None`` when unknown or expired."""
@@ -153,6 +164,10 @@ class SessionHandle:
 
     def record(self, call: ToolCall, decision: Decision, facts: Facts | None) -> None:
         self._store._append(self._session, history_entry(call, decision, facts))
+
+    def release(self) -> None:
+        """Let the session's next call go ahead."""
+        self._session.lock.release()
 
 
 def history_entry(call: ToolCall, decision: Decision, facts: Facts | None) -> dict[str, Any]:

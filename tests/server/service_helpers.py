@@ -8,6 +8,7 @@ test runs ``gatekeeper serve`` as a separate process it can kill.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -94,6 +95,31 @@ class ScriptedEngine:
         return {"decision": decision, "policy_decision": outcome, "mode": mode, "violations": violations}
 
     def close(self) -> None:
+        return None
+
+
+class AwaitedScriptedEngine(ScriptedEngine):
+    """The scripted engine, awaited on the service's event loop as OPA on loopback is; each query
+    takes ``delay_s`` and the most queries at once are noted."""
+
+    can_evaluate_async = True
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+        self.running = 0
+        self.most_at_once = 0
+
+    async def evaluate_async(self, document: dict[str, Any]) -> Any:
+        self.running += 1  # only ever touched on the event loop
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await asyncio.sleep(self.delay_s)
+            return self.evaluate(document)
+        finally:
+            self.running -= 1
+
+    async def aclose(self) -> None:
         return None
 
 

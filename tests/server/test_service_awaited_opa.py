@@ -1,14 +1,14 @@
-"""New calls without a session on OPA: analysed on a deciding thread, OPA awaited on the event loop.
+"""New calls on OPA: analysed on a deciding thread, OPA awaited on the event loop.
 
 What must hold: the same decisions and the same audit records as through the blocking client, one
 record per call, answered only once durable; no more OPA queries at once than deciding threads, nor
 than AWAITED_QUERIES; a decision already under way is recorded even when its client hangs up; calls
-of a session, and an engine that cannot be awaited, still go to the deciding threads.
+of a session are decided one at a time, each seeing the ones before it, while sessions go side by
+side; an engine that cannot be awaited still decides on the deciding threads.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from service_helpers import AGENT_TOKEN, ScriptedEngine
+from service_helpers import AGENT_TOKEN, AwaitedScriptedEngine
 
 from gatekeeper.core import Gatekeeper
 from gatekeeper.policy.opa_server import OpaServerEngine
@@ -38,29 +38,6 @@ class CountedOpaEngine(OpaServerEngine):
     async def evaluate_async(self, document: dict[str, Any]) -> Any:
         self.awaited += 1
         return await super().evaluate_async(document)
-
-
-class SlowAwaitedEngine(ScriptedEngine):
-    """The scripted engine, awaitable, taking ``delay_s`` per query and noting the most at once."""
-
-    def __init__(self, delay_s: float) -> None:
-        super().__init__()
-        self.delay_s = delay_s
-        self.running = 0
-        self.most_at_once = 0
-        self.can_evaluate_async = True
-
-    async def evaluate_async(self, document: dict[str, Any]) -> Any:
-        self.running += 1  # only ever touched on the event loop
-        self.most_at_once = max(self.most_at_once, self.running)
-        try:
-            await asyncio.sleep(self.delay_s)
-            return self.evaluate(document)
-        finally:
-            self.running -= 1
-
-    async def aclose(self) -> None:
-        return None
 
 
 COMMANDS = [
@@ -112,17 +89,64 @@ def test_new_calls_await_opa_and_decide_as_the_blocking_client_does(make_server,
 
 
 @pytest.mark.opa
-def test_calls_of_a_session_still_ask_opa_from_a_deciding_thread(make_server, opa_server):
+def test_calls_of_a_session_await_opa_and_see_the_earlier_calls(make_server, opa_server):
     engine = CountedOpaEngine(opa_server.url)
+    served = make_server(engine=engine, core={"home": "/home/agent"})
+    launch = "cd /tmp/zz && python3 start.py --port 8003"
+    copied = served.agent.post("/v1/decide", json=call("cp -r /home/agent /tmp/zz", "s1", session_id="run-1"))
+    after_copy = served.agent.post("/v1/decide", json=call(launch, "s2", session_id="run-1")).json()
+    elsewhere = served.agent.post("/v1/decide", json=call(launch, "s3", session_id="run-2")).json()
+    assert (engine.awaited, engine.blocking) == (3, 0)
+
+    assert copied.status_code == 200
+    [launch_copy] = [v for v in after_copy["violations"] if v["rule"] == "replication.launch_copy"]
+    assert "an earlier call of this session copied the agent home" in launch_copy["message"]
+    assert after_copy["decision"] == "deny"
+    assert "replication.launch_copy" not in {v["rule"] for v in elsewhere["violations"]}
+
+    history = served.agent.get("/v1/sessions/run-1").json()["history"]
+    assert [(entry["id"], entry["decision_id"]) for entry in history] == [
+        ("s1", copied.json()["decision_id"]),
+        ("s2", after_copy["decision_id"]),
+    ]
+    records = {record["call_id"]: record for record in served.audit_records()}
+    assert records["s2"]["input"]["session"] == {"id": "run-1", "history": [copied.json()["decision_id"]]}
+
+
+def test_calls_of_one_session_are_decided_one_at_a_time_and_sessions_side_by_side(make_server):
+    engine = AwaitedScriptedEngine(delay_s=0.02)
+    served = make_server(engine=engine, threads=8)
+    bodies = [call("ls", f"{session}-{n}", session_id=session) for n in range(10) for session in "abcd"]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda body: served.agent.post("/v1/decide", json=body), bodies))
+    assert [answer.json()["decision"] for answer in answers] == ["allow"] * len(bodies)
+    for session in "abcd":
+        seen = [d["session"] for d in engine.documents if d["session"]["id"] == session]
+        # each call saw every call of its session decided before it, and no call saw another's
+        assert sorted(len(s["history"]) for s in seen) == list(range(10))
+    assert 1 < engine.most_at_once <= 4  # one query per session at a time, sessions side by side
+    assert len(served.audit_records()) == len(bodies)
+
+
+def test_a_session_call_whose_client_hangs_up_is_recorded_and_lets_the_next_one_go(make_server):
+    engine = AwaitedScriptedEngine(delay_s=1.0)
     served = make_server(engine=engine)
-    for number in range(3):
-        answer = served.agent.post("/v1/decide", json=call("ls", f"s{number}", session_id="run-1"))
-        assert answer.status_code == 200
-    assert (engine.awaited, engine.blocking) == (0, 3)
+    with (
+        httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {AGENT_TOKEN}"}) as impatient,
+        pytest.raises(httpx.ReadTimeout),
+    ):
+        impatient.post("/v1/decide", json=call("rm -rf build #deny", "gone", session_id="s"), timeout=0.2)
+    engine.delay_s = 0.0
+    # Sent while the first is still being decided: it waits for it, then sees it.
+    answer = served.agent.post("/v1/decide", json=call("ls", "next", session_id="s"))
+    assert answer.json()["decision"] == "allow"
+    [earlier] = engine.documents[-1]["session"]["history"]
+    assert (earlier["id"], earlier["decision"]) == ("gone", "deny")
+    assert [record["call_id"] for record in served.audit_records()] == ["gone", "next"]
 
 
 def test_no_more_queries_at_once_than_deciding_threads_or_the_limit(make_server):
-    engine = SlowAwaitedEngine(delay_s=0.05)
+    engine = AwaitedScriptedEngine(delay_s=0.05)
     served = make_server(engine=engine, threads=3)
     with ThreadPoolExecutor(12) as pool:
         answers = list(
@@ -133,7 +157,7 @@ def test_no_more_queries_at_once_than_deciding_threads_or_the_limit(make_server)
     assert 1 < engine.most_at_once <= 3
     assert len(served.audit_records()) == 36
 
-    engine = SlowAwaitedEngine(delay_s=0.05)
+    engine = AwaitedScriptedEngine(delay_s=0.05)
     served = make_server(engine=engine, threads=16)
     with ThreadPoolExecutor(24) as pool:
         list(pool.map(lambda n: served.agent.post("/v1/decide", json=call(f"echo {n}", f"r{n}")), range(48)))
@@ -143,7 +167,7 @@ def test_no_more_queries_at_once_than_deciding_threads_or_the_limit(make_server)
 
 
 def test_a_decision_under_way_is_recorded_when_its_client_hangs_up(make_server):
-    engine = SlowAwaitedEngine(delay_s=1.0)
+    engine = AwaitedScriptedEngine(delay_s=1.0)
     served = make_server(engine=engine)
     with (
         httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {AGENT_TOKEN}"}) as impatient,
@@ -158,7 +182,7 @@ def test_a_decision_under_way_is_recorded_when_its_client_hangs_up(make_server):
 
 
 def test_an_engine_that_cannot_be_awaited_decides_on_the_threads(make_server):
-    engine = SlowAwaitedEngine(delay_s=0.0)
+    engine = AwaitedScriptedEngine(delay_s=0.0)
     engine.can_evaluate_async = False  # as the OPA engine says for a remote OPA
     threads_seen: set[str] = set()
     evaluate = engine.evaluate

@@ -1,15 +1,29 @@
-"""Sessions: history reaches the policies as input.session, bounded per session and in total."""
+"""Sessions: history reaches the policies as input.session, bounded per session and in total.
+
+The service tests run twice: with an engine decided on the deciding threads (the embedded engine's
+path) and with one awaited on the event loop (OPA's path).
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Iterator
+from pathlib import Path
 
-from service_helpers import shell
+import pytest
+from service_helpers import AwaitedScriptedEngine, ScriptedEngine, Served, serve, shell
 
 from gatekeeper.analysis import Command, Facts
 from gatekeeper.models import Decision, Outcome, ToolCall
 from gatekeeper.server.config import SessionSettings
 from gatekeeper.server.sessions import SessionStore, history_entry
+
+
+@pytest.fixture(params=["deciding threads", "awaited"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    engine = ScriptedEngine() if request.param == "deciding threads" else AwaitedScriptedEngine()
+    with serve(tmp_path, engine=engine) as running:
+        yield running
 
 
 def test_a_later_call_sees_the_earlier_calls_of_its_session(served):
