@@ -59,17 +59,22 @@ test_effective_commands_exclude_candidates if {
 	[c.name | some c in cmds] == ["ls"]
 }
 
-test_history_commands_are_read_from_the_session if {
-	inp := t.shell_after([], [[t.cmd(["ls"])], [t.cmd(["cp", "a", "b"]), t.cmd(["pwd"])]])
-	cmds := lib.history_commands with input as inp
-	count(cmds) == 3
+test_the_copying_commands_of_the_history_are_read_from_the_session if {
+	earlier := [
+		[t.cmd(["ls"])],
+		[t.cmd(["cp", "a", "b"]), t.cmd(["pwd"])],
+		[t.cmd(["ln", "a", "b"]), t.cmd(["docker", "cp", "a", "c:/b"]), t.cmd(["rsync", "-a", "a", "b"])],
+	]
+	cmds := lib.history_copying_commands with input as t.shell_after([], earlier)
+	[c.name | some c in cmds] == ["cp", "ln", "docker", "rsync"]
+	cmds[0].positionals == ["a", "b"]
 }
 
 test_a_session_given_as_json_text_is_read_as_the_object if {
 	inp := t.shell_after([], [[t.cmd(["ls"])], [t.cmd(["cp", "a", "b"]), t.cmd(["pwd"])]])
 	as_text := object.union(inp, {"session": json.marshal(inp.session)})
-	cmds := lib.history_commands with input as as_text
-	[c.name | some c in cmds] == ["ls", "cp", "pwd"]
+	cmds := lib.history_copying_commands with input as as_text
+	[c.name | some c in cmds] == ["cp"]
 }
 
 test_a_session_that_is_neither_an_object_nor_json_text_is_empty if {

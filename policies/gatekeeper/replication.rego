@@ -518,7 +518,7 @@ copies_made contains copy_record(source, lib.api_abs(pair[1]), "this call") if {
 }
 
 copies_made contains copy_record(source, d, "an earlier call of this session") if {
-	some c in lib.history_commands
+	some c in lib.history_copying_commands
 	some source in copied_out(c)
 	some d in lib.copy_destination_paths(c)
 }
