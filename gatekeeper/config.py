@@ -50,6 +50,8 @@ class Config(BaseModel):
     engine: Literal["embedded", "opa"] = "embedded"
     opa_url: str = "http://127.0.0.1:8181"
     opa_timeout_s: float = Field(default=0.5, gt=0)
+    # The embedded engine's deadline for one evaluation; past it the call is denied (engine_timeout).
+    embedded_timeout_s: float = Field(default=10.0, gt=0)
     mode: Mode | None = None
     agent_home: str | None = None
     home: str | None = None

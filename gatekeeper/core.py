@@ -42,7 +42,7 @@ def build_engine(config: Config) -> PolicyEngine:
         return OpaServerEngine(config.opa_url, timeout_s=config.opa_timeout_s)
     from gatekeeper.policy.embedded import EmbeddedEngine  # noqa: PLC0415 - keeps regopy off the OPA path
 
-    return EmbeddedEngine(config.policies_dir)
+    return EmbeddedEngine(config.policies_dir, timeout_s=config.embedded_timeout_s)
 
 
 class Gatekeeper:

@@ -93,3 +93,23 @@ class StaticEngine:
 
     def close(self) -> None:
         return None
+
+
+# A policy whose work is the square of the number in the shell command (a comprehension over two
+# numbers.range): about 1.7 s for 800 on rego-cpp, a minute for 5000, a few milliseconds for 10, and
+# little memory. For tests of the evaluation deadline.
+SLOW_POLICY = """package gatekeeper
+
+decision := {"decision": "allow", "violations": [], "work": count(spent)}
+
+n := to_number(input.call.arguments.command)
+
+spent := [x | some x in numbers.range(1, n); some y in numbers.range(1, n); x == y]
+"""
+
+
+def write_slow_policy(directory: Path) -> Path:
+    """Write :data:`SLOW_POLICY` as a policy directory at ``directory``; returns it."""
+    (directory / "gatekeeper").mkdir(parents=True)
+    (directory / "gatekeeper" / "main.rego").write_text(SLOW_POLICY, encoding="utf-8")
+    return directory

@@ -27,6 +27,12 @@ OpaUrl = Annotated[str | None, typer.Option("--opa-url", help="OPA server addres
 OpaTimeout = Annotated[
     float | None, typer.Option("--opa-timeout", help="Seconds to wait for OPA before denying.", min=0.001)
 ]
+EmbeddedTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--embedded-timeout", help="Seconds the embedded engine may take per call before denying.", min=0.001
+    ),
+]
 ModeOption = Annotated[Mode | None, typer.Option("--mode", help="enforce, dry-run or observe.")]
 AgentHome = Annotated[str | None, typer.Option("--agent-home", help="The agent's own home directory.")]
 AuditLogPath = Annotated[
@@ -42,6 +48,7 @@ def build_config(
     engine: str | None = None,
     opa_url: str | None = None,
     opa_timeout: float | None = None,
+    embedded_timeout: float | None = None,
     mode: Mode | None = None,
     agent_home: str | None = None,
     audit_log: Path | None = None,
@@ -53,6 +60,7 @@ def build_config(
         engine=engine,
         opa_url=opa_url,
         opa_timeout_s=opa_timeout,
+        embedded_timeout_s=embedded_timeout,
         mode=mode,
         agent_home=agent_home,
         audit_log=audit_log,

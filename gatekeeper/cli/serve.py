@@ -15,6 +15,7 @@ from gatekeeper.cli.options import (
     AgentHome,
     AuditLogPath,
     ConfigFile,
+    EmbeddedTimeout,
     EngineName,
     ModeOption,
     OpaTimeout,
@@ -87,6 +88,7 @@ def serve(
     engine: EngineName = None,
     opa_url: OpaUrl = None,
     opa_timeout: OpaTimeout = None,
+    embedded_timeout: EmbeddedTimeout = None,
     mode: ModeOption = None,
     watch_policies: Annotated[
         bool,
@@ -123,6 +125,7 @@ def serve(
                 "engine": engine,
                 "opa_url": opa_url,
                 "opa_timeout_s": opa_timeout,
+                "embedded_timeout_s": embedded_timeout,
                 "mode": mode,
                 "agent_home": agent_home,
                 "audit_log": audit_log,

@@ -69,6 +69,11 @@ def open_engine(
     if kind not in ("embedded", "opa"):
         raise ValueError(f"engine must be one of {', '.join(ENGINE_KINDS)}, not {kind!r}")
     config = Config.load(
-        None, policies_dir=policies_dir, engine=kind, opa_url=opa_url, opa_timeout_s=timeout_s
+        None,
+        policies_dir=policies_dir,
+        engine=kind,
+        opa_url=opa_url,
+        opa_timeout_s=timeout_s,
+        embedded_timeout_s=timeout_s,
     )
     return build_engine(config)

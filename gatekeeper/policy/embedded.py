@@ -4,6 +4,13 @@ regopy calls into a C++ library through ctypes, which releases the GIL, and an i
 safe to share between threads; each thread therefore keeps its own interpreter and compiled bundle,
 built lazily from the one current :class:`PolicySource`. ``reload`` compiles a new source before it
 swaps it in, so a policy that does not compile leaves the last good revision active.
+
+rego-cpp cannot be interrupted, so the evaluation deadline (``timeout_s``) is kept by running each
+query on a runner thread, one per calling thread. The runner uses the caller's interpreter while the
+caller waits, so still one thread at a time. Past the deadline the caller denies (``engine_timeout``)
+and leaves the runner and the interpreter to the query, which runs to its end; the caller's next call
+gets a new runner and compiles a fresh interpreter. At most :data:`MAX_OVERDUE` such queries may
+still be running; beyond that, calls are denied at once rather than adding to them.
 """
 
 from __future__ import annotations
@@ -12,11 +19,13 @@ import contextlib
 import ctypes
 import json
 import os
+import queue
 import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import regopy
@@ -27,11 +36,17 @@ from regopy.rego_shared import (
     rego_output_string,
 )
 
-from gatekeeper.errors import EngineError, EngineResultError, ErrorCode, PolicyLoadError
+from gatekeeper.errors import EngineError, EngineResultError, EngineTimeout, ErrorCode, PolicyLoadError
 from gatekeeper.policy.engine import UNDEFINED
 from gatekeeper.policy.loader import ENTRYPOINT, PolicySource, load_policy_source
 
 _regopy_quiet = False
+
+# The pack decides a call in tens of milliseconds and a call of a hundred `find | xargs` pipelines
+# in about ten seconds (docs/opa.md); agents' own tool timeouts are usually a minute or less.
+DEFAULT_TIMEOUT_S = 10.0
+# Queries past their deadline that may still be running, each keeping a core busy.
+MAX_OVERDUE = 4
 
 
 def _silence_regopy() -> None:
@@ -118,7 +133,12 @@ class EmbeddedEngine:
 
     name = "embedded"
 
-    def __init__(self, policy_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, policy_dir: str | os.PathLike[str] | None = None, *, timeout_s: float | None = DEFAULT_TIMEOUT_S
+    ) -> None:
+        """``timeout_s``: the evaluation deadline, after which the call is denied; None for none."""
+        if timeout_s is not None and not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive or None, not {timeout_s!r}")
         self._policy_dir = policy_dir
         source = load_policy_source(policy_dir)
         compiled = _Compiled(source)  # fail now, not at the first call
@@ -126,6 +146,11 @@ class EmbeddedEngine:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._local.compiled = compiled
+        self.timeout_s = timeout_s
+        self._overdue = 0
+        # The runners of the threads that called; retired by close(), or when the engine is collected.
+        self._runners: set[_Runner] = set()
+        weakref.finalize(self, _retire, self._runners)
 
     @property
     def revision(self) -> str | None:
@@ -165,20 +190,7 @@ class EmbeddedEngine:
             term = _LONE_SURROGATE.sub("\ufffd", json.dumps(document, ensure_ascii=False))
         except (TypeError, ValueError) as error:
             raise EngineError(f"input not encodable for the embedded engine: {error}") from error
-        try:
-            compiled.interpreter.set_input_term(term)
-            # The low-level call: regopy's Output parses the text itself and hides rego-cpp's
-            # error report (an S-expression) behind a JSON error.
-            handle = rego_bundle_query_entrypoint(
-                compiled.interpreter._impl, compiled.bundle._impl, ENTRYPOINT
-            )
-        except regopy.RegoError as error:
-            raise EngineError(f"embedded engine failed: {_first_lines(error)}") from error
-        try:
-            ok = rego_output_ok(handle)
-            text = rego_output_string(handle)
-        finally:
-            rego_free_output(handle)
+        ok, text = self._query(compiled, term)
         if not ok or text.lstrip().startswith("(error"):
             # A builtin failing at evaluation time (rego-cpp reports it as an ok output).
             raise EngineError(f"embedded engine failed: {_rego_error_message(text)}")
@@ -199,8 +211,56 @@ class EmbeddedEngine:
             return UNDEFINED
         return expressions[0]
 
+    @property
+    def overdue(self) -> int:
+        """Queries past their deadline that are still running."""
+        with self._lock:
+            return self._overdue
+
     def close(self) -> None:
         self._local = threading.local()
+        _retire(self._runners)
+
+    def _query(self, compiled: _Compiled, term: str) -> tuple[bool, str]:
+        """rego-cpp's answer to ``term``: (ok, text), within the deadline."""
+        if self.timeout_s is None:
+            return _run_query(compiled, term)
+        with self._lock:
+            if self._overdue >= MAX_OVERDUE:
+                raise EngineTimeout(
+                    f"the embedded engine still runs {self._overdue} evaluations past their "
+                    f"{self.timeout_s:g}s deadline; denying until one ends"
+                )
+        runner = self._runner()
+        query = _Query(compiled, term, self._lock, self._query_ended)
+        runner.run(query)
+        if not query.done.wait(self.timeout_s):
+            with self._lock:
+                if not query.finished:  # else it ended just now: its answer stands
+                    query.overdue = True
+                    self._overdue += 1
+                    self._runners.discard(runner)
+            if query.overdue:
+                # Both stay with the query: this thread gets a new runner and compiles anew.
+                self._local.runner = None
+                if getattr(self._local, "compiled", None) is compiled:
+                    self._local.compiled = None
+                runner.retire()
+                raise EngineTimeout(f"the embedded engine did not decide within {self.timeout_s:g}s")
+        return query.answer()
+
+    def _runner(self) -> _Runner:
+        runner: _Runner | None = getattr(self._local, "runner", None)
+        if runner is None:
+            runner = self._local.runner = _Runner()
+            with self._lock:
+                self._runners.add(runner)
+        return runner
+
+    def _query_ended(self, query: _Query) -> None:
+        """Called with the lock held when a query ends."""
+        if query.overdue:
+            self._overdue -= 1
 
     def _compiled(self) -> _Compiled:
         compiled: _Compiled | None = getattr(self._local, "compiled", None)
@@ -209,6 +269,83 @@ class EmbeddedEngine:
             compiled = _Compiled(source, verified=True)  # this revision compiled in __init__/reload
             self._local.compiled = compiled
         return compiled
+
+
+class _Runner:
+    """A daemon thread running one calling thread's queries, one at a time, so that a query past its
+    deadline can be left to run on. A daemon: it must not keep the process from exiting
+    (``gatekeeper check`` is done once it has denied). One per calling thread rather than one per
+    query: starting a thread for each query cost about 0.2-1 ms of a 13 ms evaluation."""
+
+    def __init__(self) -> None:
+        self._queries: queue.SimpleQueue[_Query | None] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="gk-rego", daemon=True).start()
+
+    def run(self, query: _Query) -> None:
+        self._queries.put(query)
+
+    def retire(self) -> None:
+        """End the thread once its current query, if any, is done."""
+        self._queries.put(None)
+
+    def _serve(self) -> None:
+        while (query := self._queries.get()) is not None:
+            query.run()
+
+
+def _retire(runners: set[_Runner]) -> None:
+    for runner in list(runners):
+        runner.retire()
+    runners.clear()
+
+
+class _Query:
+    """One query and its answer, handed from the calling thread to its runner."""
+
+    def __init__(
+        self, compiled: _Compiled, term: str, lock: threading.Lock, on_end: Callable[[_Query], None]
+    ) -> None:
+        self.done = threading.Event()
+        self.finished = False  # under ``lock``, like ``overdue``
+        self.overdue = False
+        self._compiled = compiled
+        self._term = term
+        self._lock = lock
+        self._on_end = on_end
+        self._answer: tuple[bool, str] | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._answer = _run_query(self._compiled, self._term)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller by answer()
+            self._error = error
+        finally:
+            with self._lock:
+                self.finished = True
+                self._on_end(self)
+            self.done.set()
+
+    def answer(self) -> tuple[bool, str]:
+        if self._error is not None:
+            raise self._error
+        assert self._answer is not None  # noqa: S101 - set before done
+        return self._answer
+
+
+def _run_query(compiled: _Compiled, term: str) -> tuple[bool, str]:
+    """Query the decision entrypoint with ``term`` as the input: (ok, rego-cpp's output text)."""
+    try:
+        compiled.interpreter.set_input_term(term)
+        # The low-level call: regopy's Output parses the text itself and hides rego-cpp's error
+        # report (an S-expression) behind a JSON error.
+        handle = rego_bundle_query_entrypoint(compiled.interpreter._impl, compiled.bundle._impl, ENTRYPOINT)
+    except regopy.RegoError as error:
+        raise EngineError(f"embedded engine failed: {_first_lines(error)}") from error
+    try:
+        return bool(rego_output_ok(handle)), str(rego_output_string(handle))
+    finally:
+        rego_free_output(handle)
 
 
 def _rego_error_message(text: str) -> str:

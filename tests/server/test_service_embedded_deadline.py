@@ -1,0 +1,34 @@
+"""The service with the embedded engine's deadline: a call past it is an audited deny, and the
+next call decides (tests/test_embedded_deadline.py covers the engine itself)."""
+
+from __future__ import annotations
+
+import time
+
+from service_helpers import serve
+
+from gatekeeper.policy.embedded import EmbeddedEngine
+from gatekeeper.testing import write_slow_policy
+
+SLOW, FAST = "800", "10"
+
+
+def test_the_service_denies_a_call_past_the_embedded_deadline_and_records_it(tmp_path):
+    engine = EmbeddedEngine(write_slow_policy(tmp_path / "policies"), timeout_s=0.1)
+    with serve(tmp_path, engine=engine) as served:
+        answer = served.agent.post(
+            "/v1/decide", json={"tool": "shell", "arguments": {"command": SLOW}, "id": "big"}
+        )
+        fast = served.agent.post(
+            "/v1/decide", json={"tool": "shell", "arguments": {"command": FAST}, "id": "small"}
+        )
+        records = {record["call_id"]: record for record in served.audit_records()}
+    assert answer.status_code == 200
+    assert (answer.json()["decision"], answer.json()["error"]["code"]) == ("deny", "engine_timeout")
+    assert fast.json()["decision"] == "allow"
+    assert records["big"]["error"]["code"] == "engine_timeout"
+    assert records["small"]["decision"] == "allow"
+    deadline = time.monotonic() + 60
+    while engine.overdue and time.monotonic() < deadline:  # the query runs on after the deny
+        time.sleep(0.02)
+    assert engine.overdue == 0
