@@ -26,9 +26,10 @@ AFTER_RESTART = 60
 class Load:
     """``CLIENTS`` threads posting /v1/decide until stopped or the server goes away."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, *, sessions: int = 0) -> None:
         self.url = url
         self.prefix = prefix
+        self.sessions = sessions  # spread calls over this many sessions (0: none)
         self.received: dict[str, str] = {}  # call id -> decision id
         self.failures = 0
         self.stop = threading.Event()
@@ -61,6 +62,8 @@ class Load:
             while not self.stop.is_set():
                 call_id = self._next_id()
                 call = {"id": call_id, "tool": "shell", "arguments": {"command": f"echo {call_id}"}}
+                if self.sessions:
+                    call["session_id"] = f"{self.prefix}-s{int(call_id.rsplit('-', 1)[1]) % self.sessions}"
                 try:
                     response = client.post("/v1/decide", json=call)
                 except httpx.TransportError:
@@ -81,12 +84,27 @@ def wait_for(predicate, timeout_s: float = 60.0) -> None:
         time.sleep(0.01)
 
 
-def test_kill_9_mid_load_loses_no_answered_decision(tmp_path: Path):
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "embedded",
+        # The pack on a real OPA, calls spread over sessions: the query awaited on the event loop.
+        pytest.param("opa", marks=pytest.mark.opa),
+    ],
+)
+def test_kill_9_mid_load_loses_no_answered_decision(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+):
     audit_log = tmp_path / "audit.jsonl"
     policies = allow_all_policies(tmp_path / "policies")
+    extra: tuple[str, ...] = ()
+    sessions = 0
+    if engine == "opa":
+        extra = ("--engine", "opa", "--opa-url", request.getfixturevalue("opa_server").url)
+        sessions = 4
 
-    with serve_process(tmp_path, audit_log, policies) as first:
-        load = Load(first.url, "before").start()
+    with serve_process(tmp_path, audit_log, policies, *extra) as first:
+        load = Load(first.url, "before", sessions=sessions).start()
         wait_for(lambda: load.answered() >= KILL_AFTER)
         first.kill_hard()  # requests are in flight: clients see broken connections
         load.join()
@@ -94,8 +112,8 @@ def test_kill_9_mid_load_loses_no_answered_decision(tmp_path: Path):
     assert load.failures > 0, "the kill should have cut some requests off"
     before = dict(load.received)
 
-    with serve_process(tmp_path, audit_log, policies) as second:
-        again = Load(second.url, "after").start()
+    with serve_process(tmp_path, audit_log, policies, *extra) as second:
+        again = Load(second.url, "after", sessions=sessions).start()
         wait_for(lambda: again.answered() >= AFTER_RESTART)
         again.join()
     after = dict(again.received)
@@ -111,6 +129,11 @@ def test_kill_9_mid_load_loses_no_answered_decision(tmp_path: Path):
     for call_id, decision_id in {**before, **after}.items():
         assert decision_id in recorded, f"{call_id} was answered but is not in the audit log"
         assert recorded[decision_id]["call_id"] == call_id
+    if sessions:
+        assert {r["session_id"] for r in decisions} <= {
+            f"{life}-s{n}" for life in ("before", "after") for n in range(4)
+        }
+        assert {r["labels"]["engine"] for r in decisions} == {"opa"}
     # Both server lives wrote to the one chain.
     assert len({r["labels"]["id"] for r in decisions}) == 2
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
