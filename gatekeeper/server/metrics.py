@@ -79,6 +79,11 @@ class ServiceMetrics:
             ["result"],
             registry=r,
         )
+        self.overdue = Gauge(
+            "gatekeeper_engine_overdue_evaluations",
+            "Embedded-engine evaluations past their deadline (already denied) that still run.",
+            registry=r,
+        )
         self.forwarded = Counter(
             "gatekeeper_forwarded_requests",
             "Requests sent to the worker that owns their session, by owner and answer status.",
@@ -102,8 +107,10 @@ class ServiceMetrics:
         session_bytes: Callable[[], float],
         cache_hits: Callable[[], float],
         cache_misses: Callable[[], float],
+        overdue: Callable[[], float],
     ) -> None:
         self.approvals_pending.set_function(pending)
+        self.overdue.set_function(overdue)
         self.sessions.set_function(sessions)
         self.session_bytes.set_function(session_bytes)
         # Read when /metrics is scraped: the cache counts its own lookups, nothing to do per call.

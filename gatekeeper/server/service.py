@@ -85,6 +85,7 @@ class Service:
             session_bytes=lambda: float(self.sessions.stats()[1]),
             cache_hits=lambda: float(self.gatekeeper.cache.hits),
             cache_misses=lambda: float(self.gatekeeper.cache.misses),
+            overdue=lambda: float(getattr(self.engine.inner, "overdue", 0)),
         )
         self._exec_slots = threading.BoundedSemaphore(config.server.max_concurrent_executions)
         # Threads that decide (analysis, evaluation, fsync'd audit): concurrent decisions share fsyncs.

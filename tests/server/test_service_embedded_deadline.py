@@ -23,12 +23,21 @@ def test_the_service_denies_a_call_past_the_embedded_deadline_and_records_it(tmp
             "/v1/decide", json={"tool": "shell", "arguments": {"command": FAST}, "id": "small"}
         )
         records = {record["call_id"]: record for record in served.audit_records()}
+        running = engine.overdue
+        metrics = served.agent.get("/metrics").text
+        running_after = engine.overdue
+        deadline = time.monotonic() + 60
+        while engine.overdue and time.monotonic() < deadline:  # the query runs on after the deny
+            time.sleep(0.02)
+        metrics_after = served.agent.get("/metrics").text
     assert answer.status_code == 200
     assert (answer.json()["decision"], answer.json()["error"]["code"]) == ("deny", "engine_timeout")
     assert fast.json()["decision"] == "allow"
     assert records["big"]["error"]["code"] == "engine_timeout"
     assert records["small"]["decision"] == "allow"
-    deadline = time.monotonic() + 60
-    while engine.overdue and time.monotonic() < deadline:  # the query runs on after the deny
-        time.sleep(0.02)
+    assert 'gatekeeper_engine_errors_total{code="engine_timeout"} 1.0' in metrics
+    # Scraped while the overdue query still ran (it takes over a second), and once it had ended.
+    assert running == running_after == 1
+    assert "gatekeeper_engine_overdue_evaluations 1.0" in metrics
     assert engine.overdue == 0
+    assert "gatekeeper_engine_overdue_evaluations 0.0" in metrics_after
