@@ -9,6 +9,7 @@ side; an engine that cannot be awaited still decides on the deciding threads.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -195,3 +196,28 @@ def test_an_engine_that_cannot_be_awaited_decides_on_the_threads(make_server):
     served = make_server(engine=engine)
     assert served.agent.post("/v1/decide", json=call("ls", "t1")).json()["decision"] == "allow"
     assert len(threads_seen) == 1 and next(iter(threads_seen)).startswith("gk-decide")
+
+
+@pytest.mark.opa
+def test_awkward_text_in_a_session_call_is_decided_and_recorded(make_server, opa_server):
+    engine = CountedOpaEngine(opa_server.url)
+    served = make_server(engine=engine)
+    # A lone surrogate (valid JSON text, not valid UTF-8), a quote, a backslash and a newline.
+    session = 's\udfff"\\'
+    first = {**call('echo "\udfff\\\n"', "w1"), "session_id": session}
+    later = {**call("ls", "w2"), "session_id": session}
+    answers = [
+        served.agent.post(
+            "/v1/decide", content=json.dumps(body), headers={"Content-Type": "application/json"}
+        )
+        for body in (first, later)
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200]
+    # Text that is not UTF-8 cannot be analysed: the pack denies it, by rule, not by error.
+    assert answers[0].json()["decision"] == "deny"
+    assert [v["rule"] for v in answers[0].json()["violations"]] == ["evasion.unanalysable"]
+    assert (answers[1].json()["decision"], answers[1].json()["error"]) == ("allow", None)
+    assert engine.awaited == 2
+    [record] = [r for r in served.audit_records() if r["call_id"] == "w2"]
+    assert record["session_id"] == session
+    assert record["input"]["session"]["history"] == [answers[0].json()["decision_id"]]
