@@ -41,6 +41,10 @@ _PREPARE_WAIT_S = 30.0
 # and two workers on 2 cores, 73 of 6,000 new calls timed out (denied); with 8, 0 and 1 in two runs,
 # and one worker's p99 went from 245 to 150-165 ms at about the same throughput (docs/service.md).
 AWAITED_QUERIES = 8
+# A call whose text arguments are this short is analysed on the event loop: the hand-off to a deciding
+# thread and back cost more than the analysis (0.1 ms for a typical command), and new calls on OPA went
+# from 707-743 to 774-833/s. At this size the slowest shape measured (xargs pipelines) took 2.8 ms.
+INLINE_ANALYSIS_CHARS = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +131,11 @@ class Service:
         A call without a session whose answer is cached is decided and recorded right here and
         answered once its record is durable: it needs neither the analysis nor the policies, and
         the deciding threads' hand-off and lock turns were most of its cost. A new call, with an
-        engine that can be awaited (OPA), is analysed on a deciding thread and its engine awaited
-        here; a call of a session holds the session from before its analysis until its record is
-        durable and in the history. Anything else (bad input, the embedded engine) is decided on a
-        deciding thread by :meth:`decide`.
+        engine that can be awaited (OPA), is analysed here when it is short (else on a deciding
+        thread) and its engine awaited here; a call of a session holds the session from before its
+        analysis until its record is durable and in the history, and waits for a busy session on a
+        deciding thread. Anything else (bad input, the embedded engine) is decided on a deciding
+        thread by :meth:`decide`.
         """
         started = time.perf_counter()
         call = self._valid_call(raw)
@@ -151,9 +156,19 @@ class Service:
 
     async def _decide_awaiting_engine(self, call: ToolCall, started: float) -> Decided:
         loop = asyncio.get_running_loop()
-        begin = functools.partial(self._begin_awaited_decision, call)
-        session, pending = await loop.run_in_executor(self.decide_threads, begin)
+        session: SessionHandle | None = None
         try:
+            if call.session_id:
+                session = self.sessions.try_acquire(call.session_id)
+            if call.session_id and session is None:
+                # A busy session: wait for it on a deciding thread (a wait that blocks), analyse there.
+                begin = functools.partial(self._begin_awaited_decision, call)
+                session, pending = await loop.run_in_executor(self.decide_threads, begin)
+            elif _text_chars(call) <= INLINE_ANALYSIS_CHARS:
+                pending = self._start(call, session)
+            else:
+                start = functools.partial(self._start, call, session)
+                pending = await loop.run_in_executor(self.decide_threads, start)
             answer = None
             if pending.document is not None:
                 async with self._engine_queries:  # a wait here does not count against the timeout
@@ -169,17 +184,20 @@ class Service:
                 session.release()
         return Decided(call, decision)
 
-    def _begin_awaited_decision(self, call: ToolCall) -> tuple[SessionHandle | None, PendingDecision]:
-        """On a deciding thread: wait for the session's earlier calls (a wait that blocks, so not on
-        the event loop), then analyse. The caller releases the session."""
-        session = self.sessions.acquire(call.session_id) if call.session_id else None
+    def _begin_awaited_decision(self, call: ToolCall) -> tuple[SessionHandle, PendingDecision]:
+        """On a deciding thread: wait for the session's earlier calls, then analyse. The caller
+        releases the session."""
+        assert call.session_id is not None  # noqa: S101 - only calls of a session wait
+        session = self.sessions.acquire(call.session_id)
         try:
-            history = session.policy_input if session is not None else None
-            return session, self.gatekeeper.start(call, session=history, durable=False)
+            return session, self._start(call, session)
         except BaseException:
-            if session is not None:
-                session.release()
+            session.release()
             raise
+
+    def _start(self, call: ToolCall, session: SessionHandle | None) -> PendingDecision:
+        history = session.policy_input if session is not None else None
+        return self.gatekeeper.start(call, session=history, durable=False)
 
     async def _answered(self, decision: Decision, seq: int | None, started: float) -> Decision:
         """``decision`` once its audit record (``seq``) is durable; a deny if it cannot be."""
@@ -323,3 +341,8 @@ def _approved(approval: Approval | None, decision: Decision) -> bool:
         and approval.status == "approved"
         and approval.recorded
     )
+
+
+def _text_chars(call: ToolCall) -> int:
+    """The length of a call's text arguments (command, code, content), which its analysis grows with."""
+    return sum(len(value) for value in call.arguments.values() if isinstance(value, str))

@@ -66,6 +66,12 @@ class SessionStore:
         finally:
             handle.release()
 
+    def try_acquire(self, session_id: str) -> SessionHandle | None:
+        """:meth:`acquire` if the session is free now, else None (for the event loop, which must not
+        wait)."""
+        session = self._touch(session_id)
+        return SessionHandle(self, session) if session.lock.acquire(blocking=False) else None
+
     def acquire(self, session_id: str) -> SessionHandle:
         """:meth:`hold` for a call that ends on another thread than it began: blocks until the
         session's earlier calls are done. The handle must be released exactly once, from any thread

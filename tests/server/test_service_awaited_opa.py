@@ -1,10 +1,12 @@
-"""New calls on OPA: analysed on a deciding thread, OPA awaited on the event loop.
+"""New calls on OPA: analysed on the event loop when short (else on a deciding thread), OPA awaited
+on the event loop.
 
 What must hold: the same decisions and the same audit records as through the blocking client, one
 record per call, answered only once durable; no more OPA queries at once than deciding threads, nor
 than AWAITED_QUERIES; a decision already under way is recorded even when its client hangs up; calls
 of a session are decided one at a time, each seeing the ones before it, while sessions go side by
-side; an engine that cannot be awaited still decides on the deciding threads.
+side, and a call of a busy session waits on a deciding thread; an engine that cannot be awaited
+still decides on the deciding threads.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from service_helpers import AGENT_TOKEN, AwaitedScriptedEngine
 
 from gatekeeper.core import Gatekeeper
 from gatekeeper.policy.opa_server import OpaServerEngine
-from gatekeeper.server.service import AWAITED_QUERIES
+from gatekeeper.server.service import AWAITED_QUERIES, INLINE_ANALYSIS_CHARS
 
 
 class CountedOpaEngine(OpaServerEngine):
@@ -221,3 +223,47 @@ def test_awkward_text_in_a_session_call_is_decided_and_recorded(make_server, opa
     [record] = [r for r in served.audit_records() if r["call_id"] == "w2"]
     assert record["session_id"] == session
     assert record["input"]["session"]["history"] == [answers[0].json()["decision_id"]]
+
+
+def analysing_threads(served: Any) -> dict[str, str]:
+    """Which thread analysed each call (by call id), noted as the service starts its decisions."""
+    seen: dict[str, str] = {}
+    start = served.service.gatekeeper.start
+
+    def noted(call: Any, **fields: Any) -> Any:
+        seen[call.id] = threading.current_thread().name
+        return start(call, **fields)
+
+    served.service.gatekeeper.start = noted
+    return seen
+
+
+def test_short_calls_are_analysed_on_the_event_loop_and_long_ones_on_a_deciding_thread(make_server):
+    engine = AwaitedScriptedEngine()
+    served = make_server(engine=engine)
+    seen = analysing_threads(served)
+    long_command = "echo " + "x" * INLINE_ANALYSIS_CHARS
+    for body in (call("ls -la", "short"), call(long_command, "long"), call("ls", "free", session_id="s")):
+        assert served.agent.post("/v1/decide", json=body).json()["decision"] == "allow"
+    assert seen["long"].startswith("gk-decide")
+    assert not seen["short"].startswith("gk-decide")
+    assert not seen["free"].startswith("gk-decide")  # its session was free: taken on the loop
+    assert len(served.audit_records()) == 3
+
+
+def test_a_call_of_a_busy_session_waits_on_a_deciding_thread(make_server):
+    engine = AwaitedScriptedEngine(delay_s=0.5)
+    served = make_server(engine=engine)
+    seen = analysing_threads(served)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(served.agent.post, "/v1/decide", json=call("ls", "first", session_id="s"))
+        deadline = time.monotonic() + 10
+        while engine.running == 0 and time.monotonic() < deadline:  # the first holds its session
+            time.sleep(0.01)
+        second = pool.submit(served.agent.post, "/v1/decide", json=call("pwd", "second", session_id="s"))
+        answers = [first.result(), second.result()]
+    assert [answer.json()["decision"] for answer in answers] == ["allow", "allow"]
+    assert not seen["first"].startswith("gk-decide")
+    assert seen["second"].startswith("gk-decide")
+    [earlier] = engine.documents[-1]["session"]["history"]
+    assert earlier["id"] == "first"
