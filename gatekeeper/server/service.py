@@ -41,9 +41,10 @@ _PREPARE_WAIT_S = 30.0
 # and two workers on 2 cores, 73 of 6,000 new calls timed out (denied); with 8, 0 and 1 in two runs,
 # and one worker's p99 went from 245 to 150-165 ms at about the same throughput (docs/service.md).
 AWAITED_QUERIES = 8
-# A call whose text arguments are this short is analysed on the event loop: the hand-off to a deciding
-# thread and back cost more than the analysis (0.1 ms for a typical command), and new calls on OPA went
-# from 707-743 to 774-833/s. At this size the slowest shape measured (xargs pipelines) took 2.8 ms.
+# A call whose arguments hold this much text at most is analysed on the event loop: the hand-off to
+# a deciding thread and back cost more than the analysis (0.1 ms for a typical command), and new
+# calls on OPA went from 707-743 to 774-833/s. At this size the slowest shape measured (xargs
+# pipelines) took 2.8 ms.
 INLINE_ANALYSIS_CHARS = 512
 
 
@@ -164,7 +165,7 @@ class Service:
                 # A busy session: wait for it on a deciding thread (a wait that blocks), analyse there.
                 begin = functools.partial(self._begin_awaited_decision, call)
                 session, pending = await loop.run_in_executor(self.decide_threads, begin)
-            elif _text_chars(call) <= INLINE_ANALYSIS_CHARS:
+            elif _short_enough_to_analyse_inline(call):
                 pending = self._start(call, session)
             else:
                 start = functools.partial(self._start, call, session)
@@ -343,6 +344,22 @@ def _approved(approval: Approval | None, decision: Decision) -> bool:
     )
 
 
-def _text_chars(call: ToolCall) -> int:
-    """The length of a call's text arguments (command, code, content), which its analysis grows with."""
-    return sum(len(value) for value in call.arguments.values() if isinstance(value, str))
+def _short_enough_to_analyse_inline(call: ToolCall) -> bool:
+    """Whether a call's arguments, which its analysis grows with, hold at most INLINE_ANALYSIS_CHARS
+    characters of text (nested values and keys included, one more per item); stops counting there."""
+    size = 0
+    pending: list[Any] = [call.arguments]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, dict):
+            size += len(value)
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            size += len(value)
+            pending.extend(value)
+        if size > INLINE_ANALYSIS_CHARS:
+            return False
+    return True

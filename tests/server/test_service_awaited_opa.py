@@ -243,12 +243,22 @@ def test_short_calls_are_analysed_on_the_event_loop_and_long_ones_on_a_deciding_
     served = make_server(engine=engine)
     seen = analysing_threads(served)
     long_command = "echo " + "x" * INLINE_ANALYSIS_CHARS
-    for body in (call("ls -la", "short"), call(long_command, "long"), call("ls", "free", session_id="s")):
-        assert served.agent.post("/v1/decide", json=body).json()["decision"] == "allow"
+    # Text nested in an MCP call's arguments counts too.
+    steps = [{"cmd": "y" * (INLINE_ANALYSIS_CHARS // 2)}] * 3
+    nested = {"server": "s", "name": "run", "arguments": {"steps": steps}}
+    bodies = [
+        call("ls -la", "short"),
+        call(long_command, "long"),
+        {"id": "nested", "tool": "mcp", "arguments": nested},
+        call("ls", "free", session_id="s"),
+    ]
+    for body in bodies:
+        assert served.agent.post("/v1/decide", json=body).status_code == 200
     assert seen["long"].startswith("gk-decide")
+    assert seen["nested"].startswith("gk-decide")
     assert not seen["short"].startswith("gk-decide")
     assert not seen["free"].startswith("gk-decide")  # its session was free: taken on the loop
-    assert len(served.audit_records()) == 3
+    assert len(served.audit_records()) == 4
 
 
 def test_a_call_of_a_busy_session_waits_on_a_deciding_thread(make_server):
