@@ -313,6 +313,29 @@ def test_engines_agree_on_the_paper_trace_as_one_session(opa_server):
     assert len(decisions) == len(TRACE)
 
 
+@pytest.mark.parametrize(
+    ("copy", "launch"),
+    [
+        (f"find {AGENT_HOME} -maxdepth 0 -exec cp -r {{}} /tmp/zz \\;", "cd /tmp/zz && python3 start.py"),
+        (f"find {AGENT_HOME} -name '*.py' | xargs cp -t /tmp/vv", "python3 /tmp/vv/start.py"),
+        (f"find {AGENT_HOME} | cpio -pdm /tmp/uu", f"python3 /tmp/uu{AGENT_HOME}/start.py"),
+    ],
+    ids=["find-exec", "xargs", "cpio"],
+)
+def test_an_earlier_find_or_xargs_copy_links_a_later_launch_on_both_engines(copy, launch, opa_server):
+    def launched_after(first: str) -> Decision:
+        calls = [
+            {"id": "copy", "tool": "shell", "arguments": {"command": first}},
+            {"id": "launch", "tool": "shell", "arguments": {"command": launch}},
+        ]
+        return assert_same_session(calls, AGENT_HOME, opa_server)[1]
+
+    [violation] = [v for v in launched_after(copy).violations if v.rule == "replication.launch_copy"]
+    assert "an earlier call of this session" in violation.message
+    elsewhere = launched_after(copy.replace(AGENT_HOME, "/srv/data"))  # the earlier call found other files
+    assert "replication.launch_copy" not in {v.rule for v in elsewhere.violations}
+
+
 def test_engines_agree_on_a_launch_from_a_copy_made_earlier_in_the_session(opa_server):
     # Quotes, a backslash and a non-ASCII letter in the path: the history survives as JSON text.
     copy = '/tmp/we"i\\rd é'

@@ -5,6 +5,9 @@ Each decided call appends one entry to its session's history, most recent last::
     {"id": "c7", "decision_id": "…", "decision": "allow", "tool": "shell",
      "commands": [{"name": "cp", "argv": [...], "paths": [...], "cwd": "/home/agent"}], "writes": []}
 
+A command also carries its ``via`` layers and its ``pipeline`` place when it has them (as in the
+facts), so that policies can tell what an earlier call's ``find -exec`` or ``xargs`` handed it.
+
 Memory is bounded three ways: entries per session (``max_history``), bytes per session
 (``max_session_bytes``, oldest entries dropped first) and sessions/bytes in total (``max_sessions``,
 ``max_total_bytes``, least recently used sessions dropped first); a session idle for ``idle_ttl_s`` is
@@ -34,6 +37,7 @@ from gatekeeper.server.config import SessionSettings
 MAX_COMMANDS_PER_ENTRY = 32
 MAX_WORDS_PER_COMMAND = 64
 MAX_PATHS_PER_COMMAND = 32
+MAX_LAYERS_PER_COMMAND = 16
 MAX_STRING_CHARS = 4096
 
 
@@ -186,14 +190,27 @@ def history_entry(call: ToolCall, decision: Decision, facts: Facts | None) -> di
         for command in facts.commands[:MAX_COMMANDS_PER_ENTRY]:
             truncated |= len(command.argv) > MAX_WORDS_PER_COMMAND
             truncated |= len(command.paths) > MAX_PATHS_PER_COMMAND
-            commands.append(
-                {
-                    "name": _cap(command.name),
-                    "argv": [_cap(word) for word in command.argv[:MAX_WORDS_PER_COMMAND]],
-                    "paths": [_cap(path) for path in command.paths[:MAX_PATHS_PER_COMMAND]],
-                    "cwd": _cap(command.cwd) if command.cwd is not None else None,
+            truncated |= len(command.via) > MAX_LAYERS_PER_COMMAND
+            entry_command: dict[str, Any] = {
+                "name": _cap(command.name),
+                "argv": [_cap(word) for word in command.argv[:MAX_WORDS_PER_COMMAND]],
+                "paths": [_cap(path) for path in command.paths[:MAX_PATHS_PER_COMMAND]],
+                "cwd": _cap(command.cwd) if command.cwd is not None else None,
+            }
+            # Where its files came from (the find of `find -exec`, the stages before an xargs):
+            # only when there is something to say, since most commands have neither.
+            if command.via:
+                entry_command["via"] = [
+                    {"kind": layer.kind, "name": _cap(layer.name), "command": layer.command}
+                    for layer in command.via[:MAX_LAYERS_PER_COMMAND]
+                ]
+            if command.pipeline is not None:
+                entry_command["pipeline"] = {
+                    "id": command.pipeline.id,
+                    "position": command.pipeline.position,
+                    "length": command.pipeline.length,
                 }
-            )
+            commands.append(entry_command)
         writes = [_cap(path) for path in facts.writes[:MAX_PATHS_PER_COMMAND]]
     entry: dict[str, Any] = {
         "id": call.id if call.id is not None else decision.decision_id,

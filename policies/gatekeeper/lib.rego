@@ -83,17 +83,58 @@ commands := [command(i, c) |
 effective_commands := [c | some c in commands; not c.candidate]
 
 # The commands of the session's earlier calls that may copy (`copies` looks at no other names),
-# most recent last, in the same shape. Only those: normalising every command of a 64-call history
-# took OPA about 5 ms, three times the rest of a decision.
-history_copying_commands := [command(i, c) |
+# most recent last, in the same shape, each with what its own call's find or xargs handed it
+# (`inherited`, which inherited_paths returns for it). Only those: normalising every command of a
+# 64-call history took OPA about 5 ms, three times the rest of a decision.
+history_copying_commands := [object.union(c, {"inherited": history_inherited_paths(c, cmds)}) |
 	some h in array_field(session, "history")
 	is_object(h)
 	cmds := h.commands
 	is_array(cmds)
 	some i
+	raw := cmds[i]
+	raw.name in copying_names
+	well_formed_command(raw)
+	c := command(i, raw)
+]
+
+# inherited_paths for a command of an earlier call, whose find, xargs and pipeline are among that
+# call's commands `cmds` (commands_by_index and pipeline_producers are this call's).
+history_inherited_paths(c, cmds) := ({p |
+	some v in c.via
+	v.kind == "find_exec"
+	f := history_command(cmds, v.command)
+	f.name == "find"
+	some p in find_roots(f)
+} | {p |
+	some v in c.via
+	v.kind == "xargs"
+	x := history_command(cmds, v.command)
+	some f in history_producers(x, cmds)
+	piped_onward(f)
+	some p in handed_on(f)
+}) | {p |
+	c.name in data.gatekeeper.lib.file_list_readers
+	some f in history_producers(c, cmds)
+	some p in path_set(f)
+}
+
+history_command(cmds, i) := command(i, c) if {
+	is_number(i)
 	c := cmds[i]
-	c.name in copying_names
 	well_formed_command(c)
+}
+
+# The earlier stages of c's pipeline among an earlier call's commands `cmds`.
+history_producers(c, cmds) := [command(i, f) |
+	c.pipeline != null
+	some i
+	f := cmds[i]
+	well_formed_command(f)
+	p := pipeline(f)
+	p != null
+	p.id == c.pipeline.id
+	p.position < c.pipeline.position
 ]
 
 command(i, c) := {
@@ -431,8 +472,11 @@ operand_paths(c) := {abs(c, a) | some a in c.positionals; not is_remote_spec(a)}
 remote_operands(c) := [a | some a in c.positionals; is_remote_spec(a)]
 
 # Paths a command run by `find -exec` or `xargs` receives from its producers: the roots of its
-# own find, what the earlier commands of its pipeline hand on.
-inherited_paths(c) := ({p |
+# own find, what the earlier commands of its pipeline hand on. A command of an earlier call
+# carries them (history_copying_commands).
+inherited_paths(c) := c.inherited if {
+	is_set(c.inherited)
+} else := ({p |
 	some v in c.via
 	v.kind == "find_exec"
 	some p in exec_find_roots(v)

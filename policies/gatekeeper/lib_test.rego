@@ -70,6 +70,16 @@ test_the_copying_commands_of_the_history_are_read_from_the_session if {
 	cmds[0].positionals == ["a", "b"]
 }
 
+test_a_history_command_carries_what_its_own_call_handed_it if {
+	find := t.cmd_in(["find", "src", "-exec", "cp", "{}", "/tmp/x", ";"], "/home/agent/proj")
+	cp := t.opened_by(t.cmd(["cp", "{}", "/tmp/x"]), "find_exec", "find", 0)
+	[c] := lib.history_copying_commands with input as t.shell_after([], [[find, cp]])
+	c.inherited == {"/home/agent/proj/src"}
+	lib.inherited_paths(c) == {"/home/agent/proj/src"}
+	[plain] := lib.history_copying_commands with input as t.shell_after([], [[t.cmd(["cp", "a", "b"])]])
+	plain.inherited == set()
+}
+
 test_a_session_given_as_json_text_is_read_as_the_object if {
 	inp := t.shell_after([], [[t.cmd(["ls"])], [t.cmd(["cp", "a", "b"]), t.cmd(["pwd"])]])
 	as_text := object.union(inp, {"session": json.marshal(inp.session)})

@@ -273,6 +273,40 @@ test_launch_of_a_file_copied_earlier_in_the_session_is_denied if {
 	t.reported(violations_in(t.shell_after([t.cmd(["python3", "/tmp/s.py"])], renamed)), "replication.launch_copy", "deny", "from /tmp/s.py")
 }
 
+# An earlier call's find -exec, xargs or cpio handed its copy the agent's files: the history keeps
+# each command's via layers and pipeline place, and the find is looked up in that call.
+test_launch_of_a_copy_made_by_find_exec_in_an_earlier_call_is_denied if {
+	find := t.cmd(["find", agent, "-maxdepth", "0", "-exec", "cp", "-r", "{}", "/tmp/zz", ";"])
+	cp := t.opened_by(t.cmd(["cp", "-r", "{}", "/tmp/zz"]), "find_exec", "find", 0)
+	inp := t.shell_after([t.cmd_in(["python3", "start.py"], "/tmp/zz")], [[find, cp]])
+	t.reported(violations_in(inp), "replication.launch_copy", "deny", "from /tmp/zz, where an earlier call of this session copied")
+}
+
+test_launch_of_files_an_earlier_xargs_copied_is_denied if {
+	find := t.piped(t.cmd(["find", agent, "-name", "*.py"]), 0, 2)
+	xargs := t.piped(t.cmd(["xargs", "cp", "-t", "/tmp/vv"]), 1, 2)
+	cp := t.opened_by(t.cmd(["cp", "-t", "/tmp/vv"]), "xargs", "xargs", 1)
+	inp := t.shell_after([t.cmd(["python3", "/tmp/vv/start.py"])], [[find, xargs, cp]])
+	t.reported(violations_in(inp), "replication.launch_copy", "deny", "python3 runs code from /tmp/vv")
+}
+
+test_launch_of_what_an_earlier_cpio_copied_is_denied if {
+	find := t.piped(t.cmd(["find", agent]), 0, 2)
+	cpio := t.piped(t.cmd(["cpio", "-pdm", "/tmp/uu"]), 1, 2)
+	inp := t.shell_after([t.cmd(["python3", "/tmp/uu/home/agent/WorkSpace/Agent/start.py"])], [[find, cpio]])
+	t.reported(violations_in(inp), "replication.launch_copy", "deny", "python3 runs code from /tmp/uu")
+}
+
+test_launch_after_an_earlier_find_exec_copy_of_other_files_is_allowed if {
+	find := t.cmd(["find", "/srv/data", "-exec", "cp", "{}", "/tmp/tt", ";"])
+	cp := t.opened_by(t.cmd(["cp", "{}", "/tmp/tt"]), "find_exec", "find", 0)
+	count(violations_in(t.shell_after([t.cmd(["python3", "/tmp/tt/start.py"])], [[find, cp]]))) == 0
+
+	# The layer names the earlier call's command 0; this call's command 0 is not that find.
+	here := t.cmd(["find", agent])
+	count(violations_in(t.shell_after([here, t.cmd(["python3", "/tmp/tt/start.py"])], [[find, cp]]))) == 0
+}
+
 test_launch_after_an_unrelated_copy_is_allowed if {
 	inp := t.shell_after([t.cmd(["python3", "/tmp/p/main.py"])], [[t.cmd(["cp", "-r", "/home/agent/project", "/tmp/p"])]])
 	count(violations_in(inp)) == 0

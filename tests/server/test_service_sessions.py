@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from service_helpers import AwaitedScriptedEngine, ScriptedEngine, Served, serve, shell
 
-from gatekeeper.analysis import Command, Facts
+from gatekeeper.analysis import Command, Facts, analyse_call
 from gatekeeper.models import Decision, Outcome, ToolCall
 from gatekeeper.server.config import SessionSettings
 from gatekeeper.server.sessions import SessionStore, history_entry
@@ -123,6 +123,18 @@ def test_history_entry_follows_the_facts_contract():
         "commands": [{"name": "echo", "argv": ["xxx", "xxx"], "paths": [], "cwd": "/"}],
         "writes": [],
     }
+
+
+def test_history_entry_keeps_what_handed_a_command_its_files():
+    # `find src | xargs cp -t /tmp/x`, as the analyser reports it.
+    call = ToolCall.shell("find src | xargs cp -t /tmp/x", id="c2", cwd="/w")
+    facts = analyse_call(call)
+    entry = history_entry(call, _decision(), facts)
+    by_name = {command["name"]: command for command in entry["commands"]}
+    assert by_name["find"]["pipeline"] == {"id": 0, "position": 0, "length": 2}
+    assert "via" not in by_name["find"]  # nothing to say: left out
+    assert by_name["cp"]["via"] == [{"kind": "xargs", "name": "xargs", "command": 1}]
+    assert entry["commands"][1]["name"] == "xargs"  # the index the layer names
 
 
 def test_oversized_entries_are_capped_and_marked():
