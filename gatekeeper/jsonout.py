@@ -23,3 +23,16 @@ def json_bytes(
         return json.dumps(value, ensure_ascii=False, indent=indent, default=default).encode(encoding)
     except UnicodeEncodeError:
         return json.dumps(value, ensure_ascii=True, indent=indent, default=default).encode(encoding)
+
+
+class PreEncoded(list[Any]):
+    """A list that also holds its JSON text, encoded once: a session's history, which goes to the
+    policies with every call of the session. An encoder that knows it (the OPA engine's request
+    body) splices ``json_text`` in instead of encoding the items again; to anything else it is the
+    list it holds."""
+
+    __slots__ = ("json_text",)
+
+    def __init__(self, items: list[Any], json_text: str) -> None:
+        super().__init__(items)
+        self.json_text = json_text

@@ -14,11 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import pytest
 from loopback_http import loopback_http_server
 
-from gatekeeper.policy.opa_server import OpaServerEngine
+from gatekeeper.analysis import analyse_call
+from gatekeeper.jsonout import PreEncoded
+from gatekeeper.models import Decision, Outcome, ToolCall
+from gatekeeper.policy.opa_server import OpaServerEngine, input_body
+from gatekeeper.server.config import SessionSettings
+from gatekeeper.server.sessions import SessionStore
 
 ANSWER = {"decision": "allow", "policy_decision": "allow", "mode": "enforce", "violations": []}
 
@@ -28,6 +34,7 @@ class Seen:
     authorizations: list[str | None] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     connections: set[int] = field(default_factory=set)
+    bodies: list[tuple[str | None, bytes]] = field(default_factory=list)  # content type, body
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -39,8 +46,9 @@ def opa_stand_in() -> Iterator[tuple[str, Seen]]:
         protocol_version = "HTTP/1.1"  # keep-alive, as OPA
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with seen.lock:
+                seen.bodies.append((self.headers.get("Content-Type"), body))
                 seen.authorizations.append(self.headers.get("Authorization"))
                 seen.targets.append(self.path)
                 seen.connections.add(self.client_address[1])
@@ -141,3 +149,50 @@ def test_the_awaited_client_ignores_proxy_variables_and_is_offered_for_loopback_
     assert evaluate_awaited(OpaServerEngine(url, timeout_s=5.0), [{}]) == [ANSWER]
     # A remote OPA may need a proxy from the environment, which only the blocking client reads.
     assert not OpaServerEngine("http://opa.example.invalid:8181").can_evaluate_async
+
+
+# Quotes, a backslash, a newline, a non-ASCII letter and a lone surrogate.
+AWKWARD = 'a"b\\c\nd é \udfff'
+
+
+def recorded_history(store: SessionStore, session_id: str, commands: list[str]) -> dict[str, Any]:
+    """``input.session`` after ``commands`` were recorded in ``session_id``, as the service builds it."""
+    for number, command in enumerate(commands):
+        call = ToolCall.shell(command, id=f"h{number}", cwd="/home/agent")
+        with store.hold(session_id) as session:
+            session.record(
+                call, Decision(decision_id=f"d{number}", decision=Outcome.ALLOW), analyse_call(call)
+            )
+    with store.hold(session_id) as session:
+        return session.policy_input
+
+
+def test_a_session_history_is_spliced_into_the_request_as_it_was_encoded():
+    store = SessionStore(SessionSettings())
+    session = recorded_history(store, AWKWARD, [f"echo {AWKWARD}", "find . | xargs cp -t /tmp/x", "ls"])
+    assert isinstance(session["history"], PreEncoded)
+    plain = {**session, "history": list(session["history"])}
+    documents = [
+        {"call": {"id": AWKWARD}, "session": session, "context": {"home": AWKWARD}},
+        {"session": session},
+        {"call": {}, "session": {"history": session["history"]}},
+    ]
+    for document in documents:
+        expected = {"input": {**document, "session": {**document["session"], "history": plain["history"]}}}
+        assert json.loads(input_body(document)) == expected
+        input_body(document).decode("ascii")  # every string escaped, the lone surrogate too
+    # Without a pre-encoded history, the body is the plain encoding.
+    assert (
+        input_body({"call": {}, "session": plain})
+        == json.dumps({"input": {"call": {}, "session": plain}}).encode()
+    )
+
+
+def test_the_awaited_client_sends_the_history_it_was_given(opa_stand_in):
+    url, seen = opa_stand_in
+    session = recorded_history(SessionStore(SessionSettings()), "s1", ["cp -r /a /b", f"echo {AWKWARD}"])
+    document = {"call": {"id": "c9"}, "session": session}
+    assert evaluate_awaited(OpaServerEngine(url, timeout_s=5.0), [document]) == [ANSWER]
+    [(content_type, body)] = seen.bodies
+    assert content_type == "application/json"
+    assert json.loads(body)["input"]["session"]["history"] == list(session["history"])

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gatekeeper.analysis import Facts
+from gatekeeper.jsonout import PreEncoded
 from gatekeeper.models import Decision, ToolCall
 from gatekeeper.server.config import SessionSettings
 
@@ -46,7 +47,7 @@ class _Session:
     id: str
     created: float
     last_seen: float
-    entries: deque[tuple[dict[str, Any], int]] = field(default_factory=deque)
+    entries: deque[tuple[dict[str, Any], str]] = field(default_factory=deque)  # entry, its JSON
     size: int = 0
     calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -98,7 +99,7 @@ class SessionStore:
                 "history_bytes": session.size,
                 "idle_s": round(now - session.last_seen, 3),
                 "created_at": now_wall - (now - session.created),
-                "history": [entry for entry, _size in session.entries],
+                "history": [entry for entry, _text in session.entries],
             }
 
     def stats(self) -> tuple[int, int]:
@@ -123,19 +124,23 @@ class SessionStore:
             return session
 
     def _append(self, session: _Session, entry: dict[str, Any]) -> None:
-        size = len(json.dumps(entry, separators=(",", ":"), default=str))
+        # Encoded once, here: the text goes to OPA with every later call of the session (see
+        # policy_input), and its length is the entry's size. ASCII, so any string survives.
+        text = json.dumps(entry, separators=(",", ":"), default=str)
+        size = len(text)
         limits = self.settings
         with self._lock:
             if self._sessions.get(session.id) is not session:
                 return  # evicted while the call was being decided; its history is gone anyway
-            session.entries.append((entry, size))
+            session.entries.append((entry, text))
             session.size += size
             session.calls += 1
             self._total_bytes += size
             while session.entries and (
                 len(session.entries) > limits.max_history or session.size > limits.max_session_bytes
             ):
-                _old, old_size = session.entries.popleft()
+                _old, old_text = session.entries.popleft()
+                old_size = len(old_text)
                 session.size -= old_size
                 self._total_bytes -= old_size
             while self._total_bytes > limits.max_total_bytes and len(self._sessions) > 1:
@@ -170,7 +175,10 @@ class SessionHandle:
     @property
     def policy_input(self) -> dict[str, Any]:
         """``input.session``: the id and the history of earlier calls, most recent last."""
-        return {"id": self._session.id, "history": [entry for entry, _size in self._session.entries]}
+        entries = self._session.entries
+        text = "[" + ",".join(entry_text for _entry, entry_text in entries) + "]"
+        history = PreEncoded([entry for entry, _text in entries], text)
+        return {"id": self._session.id, "history": history}
 
     def record(self, call: ToolCall, decision: Decision, facts: Facts | None) -> None:
         self._store._append(self._session, history_entry(call, decision, facts))
