@@ -45,7 +45,7 @@ class SessionSettings(BaseModel):
     max_session_bytes: int = Field(default=256 * 1024, ge=1024, description="History bytes per session.")
     max_sessions: int = Field(default=10_000, ge=1)
     max_total_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1024, description="History bytes, all sessions."
+        default=64 * 1024 * 1024, ge=1024, description="History bytes and session ids, all sessions."
     )
     idle_ttl_s: float = Field(default=3600.0, gt=0, description="A session idle this long is forgotten.")
 

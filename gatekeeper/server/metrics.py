@@ -70,7 +70,7 @@ class ServiceMetrics:
         )
         self.sessions = Gauge("gatekeeper_sessions", "Sessions remembered.", registry=r)
         self.session_bytes = Gauge(
-            "gatekeeper_session_history_bytes", "Bytes of session history remembered.", registry=r
+            "gatekeeper_session_history_bytes", "Bytes of session history (and ids) remembered.", registry=r
         )
         self.policy = Info("gatekeeper_policy", "The policies answering.", registry=r)
         self.cache_lookups = Gauge(

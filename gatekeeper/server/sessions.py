@@ -11,7 +11,8 @@ facts), so that policies can tell what an earlier call's ``find -exec`` or ``xar
 Memory is bounded three ways: entries per session (``max_history``), bytes per session
 (``max_session_bytes``, oldest entries dropped first) and sessions/bytes in total (``max_sessions``,
 ``max_total_bytes``, least recently used sessions dropped first); a session idle for ``idle_ttl_s`` is
-forgotten. Sizes are the entries' JSON lengths, an honest proxy for what the policies receive.
+forgotten. Sizes are the entries' JSON lengths, an honest proxy for what the policies receive; the
+total also counts each session's id, which the caller chooses.
 
 Calls of one session are decided one at a time (:meth:`SessionStore.hold`, or
 :meth:`SessionStore.acquire` when the call ends on another thread), so a call always sees every earlier
@@ -116,8 +117,12 @@ class SessionStore:
             if session is None:
                 session = _Session(id=session_id, created=now, last_seen=now)
                 self._sessions[session_id] = session
+                # The id counts against the total too: ids are the caller's, up to a request long.
+                self._total_bytes += len(session_id)
                 while len(self._sessions) > self.settings.max_sessions:
-                    self._evict_oldest()
+                    self._evict_oldest(keep=session_id)
+                while self._total_bytes > self.settings.max_total_bytes and len(self._sessions) > 1:
+                    self._evict_oldest(keep=session_id)
             else:
                 session.last_seen = now
                 self._sessions.move_to_end(session_id)
@@ -150,7 +155,7 @@ class SessionStore:
         for session_id in self._sessions:
             if session_id != keep:
                 evicted = self._sessions.pop(session_id)
-                self._total_bytes -= evicted.size
+                self._total_bytes -= evicted.size + len(evicted.id)
                 return
 
     def _expire(self, now: float) -> None:
@@ -160,7 +165,7 @@ class SessionStore:
             if oldest.last_seen >= cutoff:
                 return
             self._sessions.popitem(last=False)
-            self._total_bytes -= oldest.size
+            self._total_bytes -= oldest.size + len(oldest.id)
 
 
 class SessionHandle:

@@ -161,6 +161,19 @@ def test_session_bytes_are_bounded_per_session_and_in_total():
     assert snapshot["calls"] == 20
 
 
+def test_long_session_ids_count_against_the_total():
+    # Ids are the caller's: 200 sessions with 100 KB ids would be 20 MB that no history bound saw.
+    store = SessionStore(SessionSettings(max_total_bytes=1_000_000))
+    for number in range(200):
+        with store.hold(f"{number:03d}" + "x" * 100_000) as held:
+            held.record(ToolCall.shell("ls"), _decision(), None)
+    count, total = store.stats()
+    assert total <= 1_000_000
+    assert count <= 10
+    assert store.snapshot("199" + "x" * 100_000) is not None  # the most recent is kept
+    assert store.snapshot("000" + "x" * 100_000) is None
+
+
 def test_idle_sessions_expire():
     store = SessionStore(SessionSettings(idle_ttl_s=0.01))
     with store.hold("a") as held:
@@ -169,4 +182,4 @@ def test_idle_sessions_expire():
 
     time.sleep(0.05)
     assert store.snapshot("a") is None
-    assert store.stats() == (0, 0)
+    assert store.stats() == (0, 0)  # the history's bytes and the id's given back
