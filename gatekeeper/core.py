@@ -19,7 +19,7 @@ from gatekeeper.audit import AuditLog, utc_timestamp
 from gatekeeper.config import Config
 from gatekeeper.errors import AuditError, ErrorCode, GatekeeperError, InputError
 from gatekeeper.models import Decision, ToolCall
-from gatekeeper.policy.cache import DecisionCache
+from gatekeeper.policy.cache import MAX_CACHED_COMMANDS, DecisionCache
 from gatekeeper.policy.engine import (
     AsyncPolicyEngine,
     PolicyEngine,
@@ -197,7 +197,8 @@ class Gatekeeper:
                     key = self.cache.key(
                         self.engine.revision, {k: v for k, v in document.items() if k != "facts"}
                     )
-                self.cache.put(key, (facts, document["facts"], result), result)
+                if len(facts.commands) <= MAX_CACHED_COMMANDS:
+                    self.cache.put(key, (facts, document["facts"], result), result)
             decision = decision_from_result(
                 result,
                 call_id=tool_call.id,

@@ -9,7 +9,7 @@ from gatekeeper.config import Config
 from gatekeeper.core import Gatekeeper
 from gatekeeper.errors import EngineUnavailable
 from gatekeeper.models import Outcome
-from gatekeeper.policy.cache import DecisionCache
+from gatekeeper.policy.cache import MAX_CACHED_COMMANDS, MAX_KEYED_CHARS, DecisionCache
 from gatekeeper.policy.embedded import EmbeddedEngine
 from gatekeeper.policy.loader import default_policy_dir
 from gatekeeper.testing import StaticEngine, shell_call
@@ -59,6 +59,19 @@ def test_size_zero_turns_it_off():
     gatekeeper.decide(shell_call("ls"))
     gatekeeper.decide(shell_call("ls"))
     assert len(engine.documents) == 2
+
+
+def test_long_calls_and_calls_of_many_commands_are_not_kept():
+    engine = CountingEmbedded(ALLOW)
+    gatekeeper = Gatekeeper(Config(), engine=engine)
+    many = ";".join(["ls"] * (MAX_CACHED_COMMANDS + 1))  # short text, too many commands
+    long = "echo " + "x" * MAX_KEYED_CHARS  # one command, too long
+    just_right = ";".join(["ls"] * MAX_CACHED_COMMANDS)
+    for command in (many, long, just_right):
+        gatekeeper.decide(shell_call(command))
+        gatekeeper.decide(shell_call(command))
+    assert len(engine.documents) == 5  # twice each for the first two, once for the last
+    assert len(gatekeeper.cache) == 1
 
 
 def test_least_recently_used_entries_are_dropped():

@@ -30,6 +30,11 @@ from collections.abc import Mapping
 from typing import Any
 
 CORRELATION_FIELDS = frozenset({"id", "session_id"})
+# Memory, not count, is what must stay bounded: an entry holds its call's facts, about 1.5 KB of
+# Python objects per command (1.5 MB for a 3,000-character line of 1,000 `ls`). Calls past either
+# limit are rarely repeated and are never kept, so 4,096 entries stay within a few hundred MB.
+MAX_KEYED_CHARS = 16 * 1024
+MAX_CACHED_COMMANDS = 64
 
 
 class DecisionCache:
@@ -55,7 +60,8 @@ class DecisionCache:
 
     @staticmethod
     def key(revision: str | None, document: Mapping[str, Any]) -> str | None:
-        """The cache key, or None when the input cannot be keyed (it is then never cached)."""
+        """The cache key, or None when the input cannot be keyed or is too long to keep (it is then
+        never cached)."""
         if revision is None:
             return None
         call = document.get("call")
@@ -65,6 +71,8 @@ class DecisionCache:
         try:
             text = json.dumps(keyed, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         except (TypeError, ValueError):
+            return None
+        if len(text) > MAX_KEYED_CHARS:
             return None
         return hashlib.sha256(f"{revision}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
