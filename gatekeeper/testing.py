@@ -5,6 +5,8 @@
 - :class:`StaticEngine` is a PolicyEngine that returns a fixed answer (or raises), for testing how
   callers handle each kind of engine result without writing a policy.
 - :data:`GROWING_COMMANDS` builds shell commands of a chosen size, to see how policy work grows.
+- :data:`SLOW_POLICY` (:func:`write_slow_policy`) takes as long as its call asks, for tests of the
+  embedded engine's evaluation deadline.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gatekeeper.audit import AuditLog
 from gatekeeper.core import Gatekeeper
 from gatekeeper.models import ToolCall
+
+if TYPE_CHECKING:  # regopy only for the caller that has an embedded engine already
+    from gatekeeper.policy.embedded import EmbeddedEngine
 
 # Shell commands that repeat one part n times: a command, a pipeline stage, an operand, a
 # redirection, a substitution, a python call. tests/test_policy_scaling.py and
@@ -108,8 +114,21 @@ spent := [x | some x in numbers.range(1, n); some y in numbers.range(1, n); x ==
 """
 
 
+# Commands for it: past a deadline of a tenth of a second, within it, and about a minute of work.
+SLOW_COMMAND, FAST_COMMAND, MINUTE_COMMAND = "800", "10", "5000"
+
+
 def write_slow_policy(directory: Path) -> Path:
     """Write :data:`SLOW_POLICY` as a policy directory at ``directory``; returns it."""
     (directory / "gatekeeper").mkdir(parents=True)
     (directory / "gatekeeper" / "main.rego").write_text(SLOW_POLICY, encoding="utf-8")
     return directory
+
+
+def wait_until_nothing_overdue(engine: EmbeddedEngine, timeout_s: float = 60.0) -> int:
+    """Wait (at most ``timeout_s``) for the embedded engine's queries past their deadline, which run
+    on after the deny, to end; returns how many still run."""
+    deadline = time.monotonic() + timeout_s
+    while engine.overdue and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return engine.overdue

@@ -24,9 +24,14 @@ from gatekeeper.core import Gatekeeper, build_engine
 from gatekeeper.errors import ErrorCode
 from gatekeeper.models import Outcome
 from gatekeeper.policy.embedded import DEFAULT_TIMEOUT_S, MAX_OVERDUE, EmbeddedEngine
-from gatekeeper.testing import shell_call, write_slow_policy
-
-SLOW, FAST, MINUTE = "800", "10", "5000"
+from gatekeeper.testing import (
+    FAST_COMMAND,
+    MINUTE_COMMAND,
+    SLOW_COMMAND,
+    shell_call,
+    wait_until_nothing_overdue,
+    write_slow_policy,
+)
 
 
 @pytest.fixture
@@ -34,18 +39,11 @@ def slow_policy(tmp_path: Path) -> Path:
     return write_slow_policy(tmp_path / "policies")
 
 
-def wait_until_nothing_overdue(engine: EmbeddedEngine) -> None:
-    deadline = time.monotonic() + 60
-    while engine.overdue and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert engine.overdue == 0
-
-
 def test_a_call_past_the_deadline_is_denied_and_the_next_one_decides(slow_policy):
     engine = EmbeddedEngine(slow_policy, timeout_s=0.1)
     gatekeeper = Gatekeeper(engine=engine)
 
-    late = gatekeeper.decide(shell_call(SLOW))
+    late = gatekeeper.decide(shell_call(SLOW_COMMAND))
     assert late.decision is Outcome.DENY
     assert late.error is not None
     assert late.error.code == ErrorCode.ENGINE_TIMEOUT
@@ -53,9 +51,9 @@ def test_a_call_past_the_deadline_is_denied_and_the_next_one_decides(slow_policy
     assert engine.overdue == 1  # answered while the query still ran
 
     # The same thread at once, while its old interpreter is busy: a fresh one decides.
-    assert gatekeeper.decide(shell_call(FAST)).decision is Outcome.ALLOW
-    wait_until_nothing_overdue(engine)
-    assert gatekeeper.decide(shell_call(FAST)).decision is Outcome.ALLOW
+    assert gatekeeper.decide(shell_call(FAST_COMMAND)).decision is Outcome.ALLOW
+    assert wait_until_nothing_overdue(engine) == 0
+    assert gatekeeper.decide(shell_call(FAST_COMMAND)).decision is Outcome.ALLOW
     engine.close()
 
 
@@ -63,24 +61,24 @@ def test_overdue_evaluations_are_bounded(slow_policy):
     engine = EmbeddedEngine(slow_policy, timeout_s=0.1)
     gatekeeper = Gatekeeper(engine=engine, config=Config(decision_cache_size=0))
     for number in range(MAX_OVERDUE):
-        decision = gatekeeper.decide(shell_call(f"{int(SLOW) + number}"))
+        decision = gatekeeper.decide(shell_call(f"{int(SLOW_COMMAND) + number}"))
         assert decision.error is not None and decision.error.code == ErrorCode.ENGINE_TIMEOUT
     assert engine.overdue == MAX_OVERDUE
 
-    refused = gatekeeper.decide(shell_call(FAST))
+    refused = gatekeeper.decide(shell_call(FAST_COMMAND))
     assert refused.decision is Outcome.DENY
     assert refused.error is not None
     assert refused.error.code == ErrorCode.ENGINE_TIMEOUT
     assert f"still runs {MAX_OVERDUE} evaluations past their 0.1s deadline" in refused.error.message
 
-    wait_until_nothing_overdue(engine)
-    assert gatekeeper.decide(shell_call(FAST)).decision is Outcome.ALLOW
+    assert wait_until_nothing_overdue(engine) == 0
+    assert gatekeeper.decide(shell_call(FAST_COMMAND)).decision is Outcome.ALLOW
     engine.close()
 
 
 def test_without_a_deadline_a_slow_call_is_waited_for(slow_policy):
     engine = EmbeddedEngine(slow_policy, timeout_s=None)
-    decision = Gatekeeper(engine=engine).decide(shell_call(SLOW))
+    decision = Gatekeeper(engine=engine).decide(shell_call(SLOW_COMMAND))
     assert decision.decision is Outcome.ALLOW, decision.error
     assert engine.overdue == 0
 
@@ -99,7 +97,7 @@ def test_check_denies_a_call_past_the_embedded_timeout_and_exits(slow_policy, tm
     env = {**os.environ, "GATEKEEPER_AUDIT_LOG": str(tmp_path / "audit.jsonl")}
     command = [sys.executable, "-m", "gatekeeper", "check", "--policies", str(slow_policy)]
     run = subprocess.run(
-        [*command, "--embedded-timeout", "0.1", MINUTE],
+        [*command, "--embedded-timeout", "0.1", MINUTE_COMMAND],
         capture_output=True,
         text=True,
         timeout=30,
