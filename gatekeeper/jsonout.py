@@ -36,3 +36,24 @@ class PreEncoded(list[Any]):
     def __init__(self, items: list[Any], json_text: str) -> None:
         super().__init__(items)
         self.json_text = json_text
+
+
+def policy_input_json(document: dict[str, Any]) -> str:
+    """The policy input ``document`` as JSON (ASCII, lone surrogates escaped). A session history
+    that holds its own JSON text (PreEncoded) is spliced in as it is: encoding a 64-call history
+    again for every call of the session took a third of gatekeeper's CPU for such a call."""
+    session = document.get("session")
+    history = session.get("history") if isinstance(session, dict) else None
+    if not isinstance(history, PreEncoded):
+        return json.dumps(document)
+    assert isinstance(session, dict)  # noqa: S101 - history came from it
+    rest = json.dumps({key: value for key, value in document.items() if key != "session"})
+    session_rest = json.dumps({key: value for key, value in session.items() if key != "history"})
+    session_text = _with_member(session_rest, "history", history.json_text)
+    return _with_member(rest, "session", session_text)
+
+
+def _with_member(object_text: str, key: str, value_text: str) -> str:
+    """The JSON object ``object_text`` with one more member, whose value is JSON text already."""
+    member = json.dumps(key) + ":" + value_text
+    return "{" + member + "}" if object_text == "{}" else object_text[:-1] + "," + member + "}"
