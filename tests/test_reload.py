@@ -26,7 +26,7 @@ from gatekeeper.policy.loader import load_policy_source
 from gatekeeper.policy.opa_process import ManagedOpa
 from gatekeeper.policy.opa_server import OpaServerEngine
 from gatekeeper.policy.reload import (
-    EmbeddedReloader,
+    InProcessReloader,
     OpaBundleReloader,
     PolicyWatcher,
     ReloadResult,
@@ -97,7 +97,7 @@ def setup(request, tmp_path) -> Iterator[Setup]:
     config = Config(home="/home/agent")
     if request.param == "embedded":
         engine = EmbeddedEngine(policies)
-        reloader = EmbeddedReloader(engine)
+        reloader = InProcessReloader(engine)
         opa = None
     else:
         request.getfixturevalue("no_opa_left")
@@ -193,7 +193,7 @@ def test_editing_a_policy_test_file_changes_nothing(tmp_path):
     (policies / "gatekeeper").mkdir(parents=True)
     (policies / "gatekeeper" / "main.rego").write_text(policy("reboot"), encoding="utf-8")
     engine = EmbeddedEngine(policies)
-    watcher = PolicyWatcher(policies, [EmbeddedReloader(engine)])
+    watcher = PolicyWatcher(policies, [InProcessReloader(engine)])
     (policies / "gatekeeper" / "main_test.rego").write_text("package x_test\n\ntest_a if true\n")
     [result] = watcher.reload()
     assert result.ok
@@ -288,7 +288,7 @@ def test_a_failed_reload_is_described_with_the_compiler_message(tmp_path):
     (policies / "gatekeeper" / "main.rego").write_text(policy("reboot"), encoding="utf-8")
     engine = EmbeddedEngine(policies)
     reloader = reloader_for(engine, policy_dir=policies)
-    assert isinstance(reloader, EmbeddedReloader)
+    assert isinstance(reloader, InProcessReloader)
     (policies / "gatekeeper" / "main.rego").write_text(BROKEN, encoding="utf-8")
     [result] = PolicyWatcher(policies, [reloader]).reload()
     assert not result.ok

@@ -1,4 +1,4 @@
-"""Hot reload: edits under ``policies/`` take effect without a restart, for both engines.
+"""Hot reload: edits under ``policies/`` take effect without a restart, for every engine.
 
 A :class:`PolicyWatcher` watches the policy directory (watchfiles) and, after each burst of changes,
 asks every reloader to bring its engine to the policies on disk. A reload is all or nothing: the new
@@ -6,8 +6,9 @@ policies are compiled first, and only a pack that compiles replaces the active o
 not compile is rejected with a clear error (logged as ``policy_reload_failed``, returned by
 :meth:`PolicyWatcher.reload`) and the last good revision keeps answering.
 
-- :class:`EmbeddedReloader` calls :meth:`EmbeddedEngine.reload`, which compiles with rego-cpp before
-  it swaps the new pack in.
+- :class:`InProcessReloader` calls the ``reload`` of an in-process engine: :meth:`EmbeddedEngine.reload`
+  compiles with rego-cpp, :meth:`WasmEngine.reload` with ``opa build -t wasm``, before either swaps
+  the new pack in.
 - :class:`OpaBundleReloader` serves a gatekeeper-managed OPA (:class:`ManagedOpa`, started with
   ``--bundle FILE --watch``). It builds the new bundle in a staging directory, has the same ``opa``
   binary check it (``opa check --bundle``: parse, compile, roots), renames it over the served file,
@@ -40,8 +41,8 @@ from gatekeeper.policy.loader import load_policy_source, resolve_policy_dir
 from gatekeeper.policy.opa_process import ManagedOpa
 
 if TYPE_CHECKING:
-    from gatekeeper.policy.embedded import EmbeddedEngine
     from gatekeeper.policy.engine import PolicyEngine
+    from gatekeeper.policy.loader import PolicySource
 
 _log = structlog.get_logger("gatekeeper.policy.reload")
 
@@ -87,11 +88,30 @@ class ReloadResult:
         return f"{self.engine}: policies unchanged ({self.revision})"
 
 
-class EmbeddedReloader:
-    name = "embedded"
+# The engines that compile the policies inside gatekeeper's process, and reload them there.
+IN_PROCESS_ENGINES = frozenset({"embedded", "wasm"})
 
-    def __init__(self, engine: EmbeddedEngine) -> None:
+
+class InProcessEngine(Protocol):
+    """What :class:`InProcessReloader` needs of an engine (EmbeddedEngine, WasmEngine)."""
+
+    name: str
+
+    @property
+    def revision(self) -> str | None: ...
+
+    @property
+    def source(self) -> PolicySource: ...
+
+    def reload(self) -> PolicySource: ...
+
+
+class InProcessReloader:
+    """Reloads an engine that compiles the policies in this process."""
+
+    def __init__(self, engine: InProcessEngine) -> None:
         self.engine = engine
+        self.name = engine.name
 
     @property
     def revision(self) -> str | None:
@@ -176,19 +196,28 @@ def reloader_for(
     """The reloader that brings ``engine`` to the policies on disk, or None if gatekeeper can't.
 
     Engines that wrap another one (``engine.inner``, as the service's layers do) are unwrapped. An
-    embedded engine reloads in process. An OPA that gatekeeper does not manage reloads itself
-    (``gatekeeper opa run --watch``, or its bundle service): None.
+    in-process engine (embedded, wasm) reloads in process. An OPA that gatekeeper does not manage
+    reloads itself (``gatekeeper opa run --watch``, or its bundle service): None.
     """
-    from gatekeeper.policy.embedded import EmbeddedEngine  # noqa: PLC0415 - regopy only when needed
-
     seen = 0
-    while not isinstance(engine, EmbeddedEngine) and hasattr(engine, "inner") and seen < 8:
+    while not _in_process(engine) and hasattr(engine, "inner") and seen < 8:
         engine, seen = engine.inner, seen + 1
-    if isinstance(engine, EmbeddedEngine):
-        if policy_dir is not None and resolve_policy_dir(policy_dir) != engine.source.directory:
-            raise ValueError(f"the engine serves {engine.source.directory}, not {policy_dir}")
-        return EmbeddedReloader(engine)
+    if _in_process(engine):
+        in_process: InProcessEngine = engine  # type: ignore[assignment]
+        if policy_dir is not None and resolve_policy_dir(policy_dir) != in_process.source.directory:
+            raise ValueError(f"the engine serves {in_process.source.directory}, not {policy_dir}")
+        return InProcessReloader(in_process)
     return None
+
+
+def _in_process(engine: object) -> bool:
+    # The engine itself, not a layer around it: layers share its name and may pass reload() on.
+    return (
+        getattr(engine, "name", None) in IN_PROCESS_ENGINES
+        and not hasattr(engine, "inner")
+        and hasattr(engine, "source")
+        and callable(getattr(engine, "reload", None))
+    )
 
 
 def watch_engine(
@@ -200,7 +229,7 @@ def watch_engine(
     """Start watching the policy directory of ``engine`` (see :func:`reloader_for`); None if it
     cannot be reloaded by gatekeeper. Stop the returned watcher when the engine is closed."""
     reloader = reloader_for(engine)
-    if not isinstance(reloader, EmbeddedReloader):
+    if not isinstance(reloader, InProcessReloader):
         return None
     watcher = PolicyWatcher(
         reloader.engine.source.directory, [reloader], debounce_ms=debounce_ms, on_reload=on_reload
