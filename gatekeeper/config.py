@@ -47,17 +47,18 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     policies_dir: Path | None = None
-    engine: Literal["embedded", "opa"] = "embedded"
+    engine: Literal["embedded", "wasm", "opa"] = "embedded"
     opa_url: str = "http://127.0.0.1:8181"
     opa_timeout_s: float = Field(default=0.5, gt=0)
-    # The embedded engine's deadline for one evaluation; past it the call is denied (engine_timeout).
+    # The in-process engines' deadline for one evaluation (embedded and wasm); past it the call is
+    # denied (engine_timeout).
     embedded_timeout_s: float = Field(default=10.0, gt=0)
     mode: Mode | None = None
     agent_home: str | None = None
     home: str | None = None
     audit_log: Path | None = None
     headless: bool = True
-    # Answers of the embedded engine kept for identical inputs (0 turns the cache off).
+    # Answers of an in-process engine kept for identical inputs (0 turns the cache off).
     decision_cache_size: int = Field(default=4096, ge=0)
     exec: ExecConfig = Field(default_factory=ExecConfig)
 

@@ -40,6 +40,10 @@ def build_engine(config: Config) -> PolicyEngine:
         from gatekeeper.policy.opa_server import OpaServerEngine  # noqa: PLC0415 - optional engine
 
         return OpaServerEngine(config.opa_url, timeout_s=config.opa_timeout_s)
+    if config.engine == "wasm":
+        from gatekeeper.policy.wasm import WasmEngine  # noqa: PLC0415 - wasmtime only for this engine
+
+        return WasmEngine(config.policies_dir, timeout_s=config.embedded_timeout_s)
     from gatekeeper.policy.embedded import EmbeddedEngine  # noqa: PLC0415 - keeps regopy off the OPA path
 
     return EmbeddedEngine(config.policies_dir, timeout_s=config.embedded_timeout_s)

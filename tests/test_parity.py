@@ -1,12 +1,14 @@
-"""Parity: the embedded engine (rego-cpp) and a real OPA decide every corpus case identically.
+"""Parity: the embedded engine (rego-cpp), the wasm engine and a real OPA decide every case identically.
 
 Every case of ``tests/corpus/*.jsonl`` (format in tests/corpus/README.md) and every step of the
-paper's replication trace is decided twice by ``Gatekeeper.decide``, with the same configuration and
-analysis, once on each engine. OPA serves the same pack as a bundle (``opa_server``, one process for
-this module) and is asked over REST through opa-python-client, exactly as ``--engine opa`` does. For
-every case the two decisions must have the same ``decision``, ``policy_decision``, ``mode``, set of
-violated rule ids (and the same violations, messages included, in any order), error code, and policy
-revision; and both engines must have been given the very same input document.
+paper's replication trace is decided three times by ``Gatekeeper.decide``, with the same
+configuration and analysis, once on each engine. OPA serves the same pack as a bundle
+(``opa_server``, one process for this module) and is asked over REST through opa-python-client,
+exactly as ``--engine opa`` does; the wasm engine runs the pack as ``opa build -t wasm`` compiles
+it. For every case each in-process engine's decision must have the same ``decision``,
+``policy_decision``, ``mode``, set of violated rule ids (and the same violations, messages included,
+in any order), error code, and policy revision as OPA's; and every engine must have been given the
+very same input document.
 
 Speed: the embedded engine is the slow side (rego-cpp interprets; OPA answers in a few
 milliseconds), so the module decides every case once, up front, on a thread pool per engine (regopy
@@ -36,6 +38,7 @@ from gatekeeper.models import Decision, ToolCall
 from gatekeeper.policy.embedded import EmbeddedEngine
 from gatekeeper.policy.loader import default_policy_dir, load_policy_source
 from gatekeeper.policy.opa_server import OpaServerEngine
+from gatekeeper.policy.wasm import WasmEngine
 from gatekeeper.server.sessions import history_entry
 
 pytestmark = pytest.mark.opa
@@ -185,23 +188,32 @@ def decide_all(engine: Recording, cases: list[Case]) -> dict[str, Answer]:
         return dict(pool.map(decide, cases))
 
 
+# The in-process engines, each compared with OPA.
+IN_PROCESS = ("embedded", "wasm")
+
+
 @dataclass
 class Decided:
-    embedded: dict[str, Answer]
-    opa: dict[str, Answer]
-    embedded_revision: str | None
+    answers: dict[str, dict[str, Answer]]  # engine name -> case id -> answer
+    revisions: dict[str, str | None]
 
 
 @pytest.fixture(scope="module")
 def decided(opa_server) -> Iterator[Decided]:
     cases = CORPUS + TRACE + ENCODING
-    embedded = Recording(EmbeddedEngine(default_policy_dir()))
-    opa = Recording(PerThreadOpa(opa_server.url))
+    engines = [
+        Recording(EmbeddedEngine(default_policy_dir())),
+        Recording(WasmEngine(default_policy_dir())),
+        Recording(PerThreadOpa(opa_server.url)),
+    ]
     try:
-        yield Decided(decide_all(embedded, cases), decide_all(opa, cases), embedded.revision)
+        yield Decided(
+            {engine.name: decide_all(engine, cases) for engine in engines},
+            {engine.name: engine.revision for engine in engines},
+        )
     finally:
-        embedded.close()
-        opa.close()
+        for engine in engines:
+            engine.close()
 
 
 def summary(decision: Decision) -> str:
@@ -221,29 +233,32 @@ def comparable(decision: Decision) -> dict[str, Any]:
 
 
 def assert_same(case: Case, decided: Decided) -> None:
-    embedded, opa = decided.embedded[case.id], decided.opa[case.id]
+    opa = decided.answers["opa"][case.id]
     where = f"{case.id}\n  call:     {json.dumps(case.call)}\n"
-    answers = f"  embedded: {summary(embedded.decision)}\n  opa:      {summary(opa.decision)}"
-    # A case that never reached an engine (the analyser failed) compares nothing: say so.
-    assert embedded.document is not None and opa.document is not None, f"no engine decided {where}{answers}"
-    assert embedded.document == opa.document, f"the engines were given different input for {where}"
-    assert comparable(embedded.decision) == comparable(opa.decision), (
-        f"the engines disagree on {where}{answers}"
-    )
-    violations = sorted(v.model_dump_json() for v in embedded.decision.violations)
-    assert violations == sorted(v.model_dump_json() for v in opa.decision.violations), (
-        f"same rules, different violations for {where}"
-        f"  embedded: {embedded.decision.violations}\n  opa:      {opa.decision.violations}"
-    )
-    assert embedded.decision.policy_revision == opa.decision.policy_revision, (
-        f"different revisions for {where}"
-    )
+    for name in IN_PROCESS:
+        mine = decided.answers[name][case.id]
+        answers = f"  {name + ':':9} {summary(mine.decision)}\n  opa:      {summary(opa.decision)}"
+        # A case that never reached an engine (the analyser failed) compares nothing: say so.
+        assert mine.document is not None and opa.document is not None, f"no engine decided {where}{answers}"
+        assert mine.document == opa.document, f"{name} and opa were given different input for {where}"
+        assert comparable(mine.decision) == comparable(opa.decision), (
+            f"{name} and opa disagree on {where}{answers}"
+        )
+        violations = sorted(v.model_dump_json() for v in mine.decision.violations)
+        assert violations == sorted(v.model_dump_json() for v in opa.decision.violations), (
+            f"same rules, different violations for {where}"
+            f"  {name}: {mine.decision.violations}\n  opa:      {opa.decision.violations}"
+        )
+        assert mine.decision.policy_revision == opa.decision.policy_revision, (
+            f"{name} and opa have different revisions for {where}"
+        )
 
 
-def test_both_engines_run_the_same_policy_revision(decided, opa_server):
+def test_every_engine_runs_the_same_policy_revision(decided, opa_server):
     revision = load_policy_source(default_policy_dir()).revision
     assert opa_server.revision == revision
-    assert decided.embedded_revision == revision
+    # OPA's revision comes with each of its answers, compared case by case in assert_same.
+    assert {name: decided.revisions[name] for name in IN_PROCESS} == {"embedded": revision, "wasm": revision}
 
 
 def test_the_whole_corpus_is_compared():
@@ -274,12 +289,13 @@ def test_engines_agree_on_paper_trace_step(case, decided):
 @pytest.mark.parametrize("case", ENCODING, ids=[case.id for case in ENCODING])
 def test_engines_agree_on_text_that_is_not_unicode(case, decided):
     assert_same(case, decided)
-    assert decided.embedded[case.id].decision.error is None  # decided by the policies, not an error
+    for name in IN_PROCESS:  # decided by the policies, not an error
+        assert decided.answers[name][case.id].decision.error is None
 
 
 # --- sessions ------------------------------------------------------------------------------
 # The embedded engine hands a session's history over as JSON text (gatekeeper/policy/embedded.py),
-# OPA as an object: the policies must read both alike.
+# OPA and the wasm engine as an object: the policies must read both alike.
 
 
 def decide_as_one_session(engine: Any, calls: list[dict[str, Any]], agent_home: str) -> list[Decision]:
@@ -296,15 +312,21 @@ def decide_as_one_session(engine: Any, calls: list[dict[str, Any]], agent_home: 
 
 
 def assert_same_session(calls: list[dict[str, Any]], agent_home: str, opa_server: Any) -> list[Decision]:
-    embedded = decide_as_one_session(EmbeddedEngine(default_policy_dir()), calls, agent_home)
     opa = decide_as_one_session(OpaServerEngine(opa_server.url, timeout_s=30.0), calls, agent_home)
-    for call, mine, theirs in zip(calls, embedded, opa, strict=True):
-        answers = f"  embedded: {summary(mine)}\n  opa:      {summary(theirs)}"
-        assert comparable(mine) == comparable(theirs), f"the engines disagree on {call['id']}\n{answers}"
-        assert sorted(v.model_dump_json() for v in mine.violations) == sorted(
-            v.model_dump_json() for v in theirs.violations
-        ), f"different violations for {call['id']}"
-    return embedded
+    in_process = {
+        "embedded": decide_as_one_session(EmbeddedEngine(default_policy_dir()), calls, agent_home),
+        "wasm": decide_as_one_session(WasmEngine(default_policy_dir()), calls, agent_home),
+    }
+    for name, decisions in in_process.items():
+        for call, mine, theirs in zip(calls, decisions, opa, strict=True):
+            answers = f"  {name}: {summary(mine)}\n  opa:      {summary(theirs)}"
+            assert comparable(mine) == comparable(theirs), (
+                f"{name} and opa disagree on {call['id']}\n{answers}"
+            )
+            assert sorted(v.model_dump_json() for v in mine.violations) == sorted(
+                v.model_dump_json() for v in theirs.violations
+            ), f"different violations from {name} for {call['id']}"
+    return opa
 
 
 @pytest.mark.skipif(not TRACE, reason=f"the paper trace is not at {TRACE_FILE}")

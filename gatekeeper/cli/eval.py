@@ -25,7 +25,10 @@ LabEngine = Annotated[
     str,
     typer.Option(
         "--engine",
-        help="embedded (regopy), opa (a server at --opa-url) or managed-opa (started for the run; fastest).",
+        help=(
+            "embedded (regopy), wasm (OPA's Wasm compilation, in process), opa (a server at "
+            "--opa-url) or managed-opa (started for the run)."
+        ),
     ),
 ]
 LabelsOption = Annotated[

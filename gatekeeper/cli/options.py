@@ -21,7 +21,13 @@ PoliciesDir = Annotated[
 ]
 EngineName = Annotated[
     str | None,
-    typer.Option("--engine", help="Policy engine: embedded (regopy) or opa (a running OPA server)."),
+    typer.Option(
+        "--engine",
+        help=(
+            "Policy engine: embedded (regopy), wasm (the policies compiled to WebAssembly by opa, "
+            "run in process) or opa (a running OPA server)."
+        ),
+    ),
 ]
 OpaUrl = Annotated[str | None, typer.Option("--opa-url", help="OPA server address for --engine opa.")]
 OpaTimeout = Annotated[
@@ -30,7 +36,9 @@ OpaTimeout = Annotated[
 EmbeddedTimeout = Annotated[
     float | None,
     typer.Option(
-        "--embedded-timeout", help="Seconds the embedded engine may take per call before denying.", min=0.001
+        "--embedded-timeout",
+        help="Seconds an in-process engine (embedded, wasm) may take per call before denying.",
+        min=0.001,
     ),
 ]
 ModeOption = Annotated[Mode | None, typer.Option("--mode", help="enforce, dry-run or observe.")]

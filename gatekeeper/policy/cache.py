@@ -51,8 +51,8 @@ class DecisionCache:
 
     @classmethod
     def for_engine(cls, engine_name: str, size: int, *, remote_max_age_s: float = 0.0) -> DecisionCache:
-        """The embedded engine's cache; OPA's only with ``remote_max_age_s`` > 0; none for others."""
-        if engine_name == "embedded":
+        """An in-process engine's cache; OPA's only with ``remote_max_age_s`` > 0; none for others."""
+        if engine_name in ("embedded", "wasm"):
             return cls(size)
         if engine_name == "opa" and remote_max_age_s > 0:
             return cls(size, max_age_s=remote_max_age_s)

@@ -131,12 +131,12 @@ class ServiceConfig(BaseModel):
 
 
 def deciding_threads(threads: int | None, engine: str) -> int:
-    """``threads`` when set; else the CPUs this process may use (at least 2) for the embedded engine,
-    whose evaluations run in parallel outside the interpreter lock and only compete for cores beyond
-    that, and 16 for OPA, where a deciding thread mostly waits for OPA's answer."""
+    """``threads`` when set; else the CPUs this process may use (at least 2) for an in-process engine
+    (embedded, wasm), whose evaluations run in parallel outside the interpreter lock and only compete
+    for cores beyond that, and 16 for OPA, where a deciding thread mostly waits for OPA's answer."""
     if threads is not None:
         return threads
-    if engine != "embedded":
+    if engine == "opa":
         return 16
     try:
         cpus = len(os.sched_getaffinity(0))
