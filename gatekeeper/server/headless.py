@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gatekeeper.errors import PolicyLoadError
-from gatekeeper.policy.engine import AsyncPolicyEngine, PolicyEngine
+from gatekeeper.policy.engine import AsyncPolicyEngine, InlinePolicyEngine, PolicyEngine
 
 HEADLESS_RULE = "gatekeeper.headless_ask"
 HEADLESS_MESSAGE = "this call needs a human's approval and no approver is configured, so ask is deny"
@@ -41,6 +41,16 @@ class HeadlessAskEngine:
         """The inner engine's :meth:`evaluate_async`, rewritten the same way (see can_evaluate_async)."""
         inner: AsyncPolicyEngine = self.inner  # type: ignore[assignment]
         return self._rewritten(await inner.evaluate_async(document))
+
+    @property
+    def can_evaluate_inline(self) -> bool:
+        """Whether the inner engine answers :meth:`evaluate_briefly` (the wasm engine)."""
+        return bool(getattr(self.inner, "can_evaluate_inline", False))
+
+    def evaluate_briefly(self, document: dict[str, Any], budget_s: float) -> Any:
+        """The inner engine's :meth:`evaluate_briefly`, rewritten the same way (see can_evaluate_inline)."""
+        inner: InlinePolicyEngine = self.inner  # type: ignore[assignment]
+        return self._rewritten(inner.evaluate_briefly(document, budget_s))
 
     async def aclose(self) -> None:
         aclose = getattr(self.inner, "aclose", None)

@@ -84,6 +84,12 @@ class ServiceMetrics:
             "Embedded-engine evaluations past their deadline (already denied) that still run.",
             registry=r,
         )
+        self.inline_budget_exceeded = Counter(
+            "gatekeeper_inline_budget_exceeded",
+            "Evaluations on the event loop (wasm engine) that needed more than their budget and were "
+            "evaluated again on a deciding thread.",
+            registry=r,
+        )
         self.forwarded = Counter(
             "gatekeeper_forwarded_requests",
             "Requests sent to the worker that owns their session, by owner and answer status.",

@@ -20,11 +20,11 @@ from typing import Any
 import structlog
 
 from gatekeeper.audit import AuditLog, default_audit_path
-from gatekeeper.core import Gatekeeper, PendingDecision, answer_of_async, build_engine, unrecorded
+from gatekeeper.core import Gatekeeper, PendingDecision, answer_of, answer_of_async, build_engine, unrecorded
 from gatekeeper.errors import AuditError, ErrorCode, ExecutionError, InputError
 from gatekeeper.execute import run_command
 from gatekeeper.models import Decision, ExecResult, ToolCall
-from gatekeeper.policy.engine import PolicyEngine
+from gatekeeper.policy.engine import BudgetExceeded, PolicyEngine
 from gatekeeper.server.approvals import Approval, ApprovalStore
 from gatekeeper.server.config import ServiceConfig, deciding_threads
 from gatekeeper.server.durability import DurableWaits
@@ -46,6 +46,10 @@ AWAITED_QUERIES = 8
 # calls on OPA went from 707-743 to 774-833/s. At this size the slowest shape measured (xargs
 # pipelines) took 2.8 ms.
 INLINE_ANALYSIS_CHARS = 512
+# An engine that can evaluate on the event loop (wasm) gets this long there; a call that needs more
+# is evaluated again on a deciding thread, with the engine's whole deadline. The pack takes well
+# under a millisecond for a typical call, and wasmtime's epochs make the budget good to 10 ms.
+INLINE_EVALUATION_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +136,11 @@ class Service:
         A call without a session whose answer is cached is decided and recorded right here and
         answered once its record is durable: it needs neither the analysis nor the policies, and
         the deciding threads' hand-off and lock turns were most of its cost. A new call, with an
-        engine that can be awaited (OPA), is analysed here when it is short (else on a deciding
-        thread) and its engine awaited here; a call of a session holds the session from before its
-        analysis until its record is durable and in the history, and waits for a busy session on a
-        deciding thread. Anything else (bad input, the embedded engine) is decided on a deciding
-        thread by :meth:`decide`.
+        engine that can be awaited (OPA) or evaluates in well under a millisecond (wasm), is
+        analysed here when it is short (else on a deciding thread) and its engine asked here; a call
+        of a session holds the session from before its analysis until its record is durable and in
+        the history, and waits for a busy session on a deciding thread. Anything else (bad input,
+        the embedded engine) is decided on a deciding thread by :meth:`decide`.
         """
         started = time.perf_counter()
         call = self._valid_call(raw)
@@ -146,7 +150,7 @@ class Service:
                 if cached is not None:
                     decision, seq = cached
                     return Decided(call, await self._answered(decision, seq, started))
-            if self.engine.can_evaluate_async:
+            if self.engine.can_evaluate_async or self.engine.can_evaluate_inline:
                 # Shielded: a client that hangs up does not cancel a decision half made; it is
                 # recorded all the same (and its session released), as on a deciding thread.
                 return await asyncio.shield(self._decide_awaiting_engine(call, started))
@@ -172,8 +176,7 @@ class Service:
                 pending = await loop.run_in_executor(self.decide_threads, start)
             answer = None
             if pending.document is not None:
-                async with self._engine_queries:  # a wait here does not count against the timeout
-                    answer = await answer_of_async(self.engine, pending.document)
+                answer = await self._engine_answer(pending.document)
             recorded = pending.finish(answer)
             assert recorded is not None  # noqa: S101 - only a cache-only lookup decides nothing
             decision, facts, seq = recorded
@@ -184,6 +187,21 @@ class Service:
             if session is not None:
                 session.release()
         return Decided(call, decision)
+
+    async def _engine_answer(self, document: dict[str, Any]) -> Any:
+        """The engine's answer (or the error it raised), from the loop: awaited (OPA), or evaluated
+        here within INLINE_EVALUATION_S, else again on a deciding thread (wasm)."""
+        if self.engine.can_evaluate_async:
+            async with self._engine_queries:  # a wait here does not count against the timeout
+                return await answer_of_async(self.engine, document)
+        try:
+            return self.engine.evaluate_briefly(document, INLINE_EVALUATION_S)
+        except BudgetExceeded:
+            self.metrics.inline_budget_exceeded.inc()
+        except Exception as error:  # noqa: BLE001 - handed to the decision, which denies
+            return error
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.decide_threads, answer_of, self.engine, document)
 
     def _begin_awaited_decision(self, call: ToolCall) -> tuple[SessionHandle, PendingDecision]:
         """On a deciding thread: wait for the session's earlier calls, then analyse. The caller
