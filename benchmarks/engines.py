@@ -1,10 +1,11 @@
-"""The same decisions on the embedded engine (rego-cpp in-process) and on a real OPA over REST.
+"""The same decisions on the embedded engine (rego-cpp in-process), the wasm engine (OPA's Wasm
+compilation in-process) and a real OPA over REST.
 
     .venv/bin/python benchmarks/engines.py [--extra 1000] [--rounds 1]
 
 Starts the pinned ``opa`` on a loopback port with the policy pack (as gatekeeper-managed bundle),
-then decides every call twice per round, once per engine, alternating which engine goes first, so
-both see the same machine load in the same run. Reports p50/p99 of ``evaluate`` (the engine's answer
+then decides every call three times per round, once per engine, rotating which engine goes first,
+so all see the same machine load in the same run. Reports p50/p99 of ``evaluate`` (the engine's answer
 to the prepared input document, from ``Decision.timings_ms``) and of the whole ``Gatekeeper.decide``
 (analysis + evaluation + conversion, no audit), and counts decisions on which the engines disagree.
 
@@ -31,6 +32,7 @@ from gatekeeper.policy.embedded import EmbeddedEngine
 from gatekeeper.policy.opa_binary import opa_version
 from gatekeeper.policy.opa_process import ManagedOpa
 from gatekeeper.policy.opa_server import OpaServerEngine
+from gatekeeper.policy.wasm import WasmEngine
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "corpora"
@@ -103,6 +105,7 @@ def main() -> None:
     with ManagedOpa() as opa:
         engines = {
             "embedded": Gatekeeper(config, engine=EmbeddedEngine()),
+            "wasm": Gatekeeper(config, engine=WasmEngine()),
             "opa (REST)": Gatekeeper(config, engine=OpaServerEngine(opa.url, timeout_s=5.0)),
         }
         for gatekeeper in engines.values():
@@ -117,7 +120,7 @@ def main() -> None:
         for _round in range(args.rounds):
             for index, call in enumerate(calls):
                 answers = {}
-                for name in order if index % 2 == 0 else reversed(order):
+                for name in order[index % len(order) :] + order[: index % len(order)]:
                     started = time.perf_counter()
                     decision = engines[name].decide(call)
                     decide[name].append((time.perf_counter() - started) * 1000.0)

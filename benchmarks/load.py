@@ -1,6 +1,6 @@
 """Bounded load on a loopback gatekeeper service: throughput, latency, errors, one audit record each.
 
-    .venv/bin/python benchmarks/load.py [--clients 64] [--requests 10000] [--engine embedded|opa]
+    .venv/bin/python benchmarks/load.py [--clients 64] [--requests 10000] [--engine embedded|wasm|opa]
         [--workers N] [--threads N] [--sessions N] [--workload sample|unique|repeat]
     .venv/bin/python benchmarks/load.py --url http://127.0.0.1:8700 --audit-log PATH [--token T]
 
@@ -490,7 +490,7 @@ def main() -> int:
     parser.add_argument("--url", help="target a running loopback server instead of starting one")
     parser.add_argument("--audit-log", type=Path, help="with --url: the server's audit log, to check")
     parser.add_argument("--token", default=os.environ.get("GATEKEEPER_AGENT_TOKEN"), help="agent token")
-    parser.add_argument("--engine", choices=("embedded", "opa"), default="embedded")
+    parser.add_argument("--engine", choices=("embedded", "wasm", "opa"), default="embedded")
     parser.add_argument("--opa-url", help="with --engine opa: a running OPA (default: start the pinned one)")
     parser.add_argument("--policy", choices=("pack", "constant"), default="pack")
     parser.add_argument(
