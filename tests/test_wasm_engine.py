@@ -293,3 +293,18 @@ def test_a_host_builtin_that_fails_is_an_engine_error_and_the_next_call_decides(
     assert "sprintf is broken" in denied.error.message
     monkeypatch.undo()
     assert decide(pack_engine, "cp -r /models/llama /tmp/x").violations[0].rule == "weights.copy"
+
+
+def test_a_string_that_runs_to_the_end_of_memory_is_an_error_not_a_crash(write_policies):
+    engine = WasmEngine(write_policies("package gatekeeper\n\ndecision := 1\n"))
+    try:
+        instance = engine._instance()
+        end = instance.memory_bytes
+        instance.memory.write(instance.store, b"x" * 10, end - 10)  # no NUL before the end
+        with pytest.raises(EngineError, match="does not end within its memory"):
+            instance._string_at(end - 10)
+        instance.memory.write(instance.store, b"ok\0", end - 3)
+        assert instance._string_at(end - 3) == b"ok"
+        assert engine.evaluate({}) == 1
+    finally:
+        engine.close()

@@ -69,6 +69,7 @@ BUILD_TIMEOUT_S = 120.0
 # Outside an evaluation the store has no deadline to speak of (wasmtime's deadline is never off).
 _NO_DEADLINE = 2**62
 _WASM_PAGE = 65536
+_STRING_CHUNK = 4096  # most answers fit in one
 _JSON_FORMAT = 0  # opa_eval's output format: JSON text
 
 _INSTALL_HINT = (
@@ -281,12 +282,25 @@ class _Instance:
             self.memory.grow(self.store, -(-missing // _WASM_PAGE))
 
     def _string_at(self, address: int) -> bytes:
-        """The NUL-terminated string at ``address`` in the module's memory."""
-        if address <= 0 or address >= self.memory_bytes:
+        """The NUL-terminated string at ``address`` in the module's memory, read in chunks that
+        never pass the memory's end: past it lie pages that are not mapped, and reading them would
+        crash the process, not fail the call."""
+        end = self.memory_bytes
+        if address <= 0 or address >= end:
             raise EngineError(f"the policy module returned an address outside its memory ({address})")
         base = ctypes.cast(self.memory.data_ptr(self.store), ctypes.c_void_p).value
         assert base is not None  # noqa: S101 - an instantiated memory has an address
-        return ctypes.string_at(base + address)
+        pieces: list[bytes] = []
+        start = address
+        while start < end:
+            piece = ctypes.string_at(base + start, min(_STRING_CHUNK, end - start))
+            stop = piece.find(b"\0")
+            if stop >= 0:
+                pieces.append(piece[:stop])
+                return b"".join(pieces)
+            pieces.append(piece)
+            start += len(piece)
+        raise EngineError("the policy module returned a string that does not end within its memory")
 
 
 def _takes_and_gives_i32(kind: wasmtime.FuncType) -> bool:
