@@ -88,8 +88,10 @@ def wait_for(predicate, timeout_s: float = 60.0) -> None:
     "engine",
     [
         "embedded",
-        # The pack on a real OPA, calls spread over sessions: the query awaited on the event loop.
+        # On a real OPA, calls spread over sessions: the query awaited on the event loop.
         pytest.param("opa", marks=pytest.mark.opa),
+        # On the wasm engine (compiled by opa), calls spread over sessions: evaluated on the loop.
+        pytest.param("wasm", marks=pytest.mark.opa),
     ],
 )
 def test_kill_9_mid_load_loses_no_answered_decision(
@@ -101,6 +103,10 @@ def test_kill_9_mid_load_loses_no_answered_decision(
     sessions = 0
     if engine == "opa":
         extra = ("--engine", "opa", "--opa-url", request.getfixturevalue("opa_server").url)
+        sessions = 4
+    elif engine == "wasm":
+        request.getfixturevalue("opa_binary")  # skipped without opa, except under CI=true
+        extra = ("--engine", "wasm")
         sessions = 4
 
     with serve_process(tmp_path, audit_log, policies, *extra) as first:
@@ -133,7 +139,7 @@ def test_kill_9_mid_load_loses_no_answered_decision(
         assert {r["session_id"] for r in decisions} <= {
             f"{life}-s{n}" for life in ("before", "after") for n in range(4)
         }
-        assert {r["labels"]["engine"] for r in decisions} == {"opa"}
+        assert {r["labels"]["engine"] for r in decisions} == {engine}
     # Both server lives wrote to the one chain.
     assert len({r["labels"]["id"] for r in decisions}) == 2
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))

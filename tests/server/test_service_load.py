@@ -18,8 +18,15 @@ from process_helpers import REPO
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_load_gives_one_verified_record_per_request(tmp_path: Path, workers: int):
+@pytest.mark.parametrize(
+    ("workers", "engine"),
+    [(1, "embedded"), (2, "embedded"), pytest.param(2, "wasm", marks=pytest.mark.opa)],
+)
+def test_load_gives_one_verified_record_per_request(
+    tmp_path: Path, workers: int, engine: str, request: pytest.FixtureRequest
+):
+    if engine == "wasm":
+        request.getfixturevalue("opa_binary")  # the engine compiles with opa: skipped without it
     # Calls spread over a few sessions: per-session ordering and history are under load too (with
     # two workers, calls reaching the worker that does not keep their session are forwarded).
     clients, requests, sessions = 8, 400, 4
@@ -27,7 +34,7 @@ def test_load_gives_one_verified_record_per_request(tmp_path: Path, workers: int
     command = [
         sys.executable, str(REPO / "benchmarks" / "load.py"), "--clients", str(clients),
         "--requests", str(requests), "--sessions", str(sessions), "--policy", "constant",
-        "--json", str(figures_path), "--workers", str(workers),
+        "--json", str(figures_path), "--workers", str(workers), "--engine", engine,
     ]  # fmt: skip
     run = subprocess.run(
         command,
