@@ -162,6 +162,7 @@ class Service:
     async def _decide_awaiting_engine(self, call: ToolCall, started: float) -> Decided:
         loop = asyncio.get_running_loop()
         session: SessionHandle | None = None
+        short = _short_enough_to_analyse_inline(call)
         try:
             if call.session_id:
                 session = self.sessions.try_acquire(call.session_id)
@@ -169,14 +170,14 @@ class Service:
                 # A busy session: wait for it on a deciding thread (a wait that blocks), analyse there.
                 begin = functools.partial(self._begin_awaited_decision, call)
                 session, pending = await loop.run_in_executor(self.decide_threads, begin)
-            elif _short_enough_to_analyse_inline(call):
+            elif short:
                 pending = self._start(call, session)
             else:
                 start = functools.partial(self._start, call, session)
                 pending = await loop.run_in_executor(self.decide_threads, start)
             answer = None
             if pending.document is not None:
-                answer = await self._engine_answer(pending.document)
+                answer = await self._engine_answer(pending.document, short=short)
             recorded = pending.finish(answer)
             assert recorded is not None  # noqa: S101 - only a cache-only lookup decides nothing
             decision, facts, seq = recorded
@@ -188,18 +189,21 @@ class Service:
                 session.release()
         return Decided(call, decision)
 
-    async def _engine_answer(self, document: dict[str, Any]) -> Any:
-        """The engine's answer (or the error it raised), from the loop: awaited (OPA), or evaluated
-        here within INLINE_EVALUATION_S, else again on a deciding thread (wasm)."""
+    async def _engine_answer(self, document: dict[str, Any], *, short: bool) -> Any:
+        """The engine's answer (or the error it raised), from the loop: awaited (OPA); or, for a
+        short call, evaluated here within INLINE_EVALUATION_S, else on a deciding thread (wasm).
+        A long call goes to the thread at once: a stream of them, each taking the budget first,
+        would keep the loop from everyone else's calls."""
         if self.engine.can_evaluate_async:
             async with self._engine_queries:  # a wait here does not count against the timeout
                 return await answer_of_async(self.engine, document)
-        try:
-            return self.engine.evaluate_briefly(document, INLINE_EVALUATION_S)
-        except BudgetExceeded:
-            self.metrics.inline_budget_exceeded.inc()
-        except Exception as error:  # noqa: BLE001 - handed to the decision, which denies
-            return error
+        if short:
+            try:
+                return self.engine.evaluate_briefly(document, INLINE_EVALUATION_S)
+            except BudgetExceeded:
+                self.metrics.inline_budget_exceeded.inc()
+            except Exception as error:  # noqa: BLE001 - handed to the decision, which denies
+                return error
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.decide_threads, answer_of, self.engine, document)
 
