@@ -322,7 +322,9 @@ def _direct_caller(store: wasmtime.Store, function: wasmtime.Func) -> Callable[.
     and taking back the GIL. That cost as much as the evaluation itself, and in the service, where
     other threads wait for the GIL, each hand-over made it several times more (docs/opa.md).
     A trap raises wasmtime.Trap, and an exception raised in a host function is raised again, as
-    with ``Func.__call__``."""
+    with ``Func.__call__``. wasmtime-py keeps that exception in one process-wide slot until it is
+    raised again, so two threads whose host functions fail at the same moment may swap their
+    messages; both calls are denied all the same."""
     ffi: Any = _wasmtime_ffi
     i32_kind = ffi.WASMTIME_I32.value
     call_function = ffi.wasmtime_func_call
