@@ -1,4 +1,5 @@
-"""Bad input of every kind: a clear error and a deny for that call, never a crash or an allow."""
+"""Bad input of every kind: a clear error and a deny for that call, never a crash or an allow, on
+each in-process engine."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from gatekeeper.models import ToolCall
 from gatekeeper.testing import capture_audit
 
 
-@pytest.fixture(scope="module")
-def gatekeeper():
-    with Gatekeeper(Config(home="/home/agent")) as instance:
+@pytest.fixture(scope="module", params=["embedded", pytest.param("wasm", marks=pytest.mark.opa)])
+def gatekeeper(request):
+    if request.param == "wasm":
+        request.getfixturevalue("opa_binary")  # the engine compiles with opa: skipped without it
+    with Gatekeeper(Config(home="/home/agent", engine=request.param)) as instance:
         yield instance
 
 
