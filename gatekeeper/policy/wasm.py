@@ -187,7 +187,7 @@ class _Instance:
         interrupted after ``deadline_ticks`` epochs (None: never)."""
         base = self._heap_base
         self._reserve(base + len(text))
-        self.memory.write(self.store, text, base)
+        self._write(text, base)
         # Only opa_eval runs under the deadline: the instance calls nothing else between evaluations.
         self.store.set_epoch_deadline(_NO_DEADLINE if deadline_ticks is None else deadline_ticks)
         result = self._call(
@@ -270,11 +270,24 @@ class _Instance:
 
     def _parse(self, raw: bytes) -> int:
         address = self._call("opa_malloc", len(raw))
-        self.memory.write(self.store, raw, address)
+        self._write(raw, address)
         parsed = self._call("opa_json_parse", address, len(raw))
         if parsed == 0:
             raise EngineError("the policy module could not parse a JSON value gatekeeper gave it")
         return parsed
+
+    def _write(self, raw: bytes, address: int) -> None:
+        """Copy ``raw`` into the module's memory at ``address`` (wasmtime-py's Memory.write copies it
+        twice more and asks for the memory's size and address separately)."""
+        if address < 0 or address + len(raw) > self.memory_bytes:
+            raise EngineError(f"{len(raw)} bytes at {address} do not fit in the module's memory")
+        ctypes.memmove(self._address() + address, raw, len(raw))
+
+    def _address(self) -> int:
+        """Where the module's memory starts in this process (it may move when the memory grows)."""
+        base = ctypes.cast(self.memory.data_ptr(self.store), ctypes.c_void_p).value
+        assert base is not None  # noqa: S101 - an instantiated memory has an address
+        return base
 
     def _reserve(self, end: int) -> None:
         missing = end - self.memory_bytes
@@ -288,8 +301,7 @@ class _Instance:
         end = self.memory_bytes
         if address <= 0 or address >= end:
             raise EngineError(f"the policy module returned an address outside its memory ({address})")
-        base = ctypes.cast(self.memory.data_ptr(self.store), ctypes.c_void_p).value
-        assert base is not None  # noqa: S101 - an instantiated memory has an address
+        base = self._address()
         pieces: list[bytes] = []
         start = address
         while start < end:
