@@ -6,6 +6,7 @@
     ├── PolicyLoadError        policies or data failed to load or compile
     ├── EngineError            the policy engine failed to return a usable decision
     │   ├── EngineTimeout      ... in time
+    │   │   └── BudgetExceeded ... within a budget shorter than its deadline (evaluate again)
     │   ├── EngineUnavailable  ... because it cannot be reached
     │   └── EngineResultError  ... because its result was undefined or malformed
     ├── AuditError             the audit log could not be written or does not verify
@@ -83,6 +84,12 @@ class EngineError(GatekeeperError):
 
 class EngineTimeout(EngineError):
     code = ErrorCode.ENGINE_TIMEOUT
+
+
+class BudgetExceeded(EngineTimeout):
+    """An evaluation given a budget shorter than the engine's deadline (the wasm engine's
+    ``evaluate_briefly``) needed more: the caller evaluates again with the whole deadline. Were it to
+    escape, it is a timeout: a deny."""
 
 
 class EngineUnavailable(EngineError):

@@ -17,7 +17,7 @@ import pytest
 
 from gatekeeper.config import Config
 from gatekeeper.core import Gatekeeper, build_engine
-from gatekeeper.errors import EngineError, ErrorCode, PolicyLoadError
+from gatekeeper.errors import BudgetExceeded, EngineError, ErrorCode, PolicyLoadError
 from gatekeeper.models import Outcome
 from gatekeeper.policy import wasm
 from gatekeeper.policy.engine import UNDEFINED
@@ -306,5 +306,18 @@ def test_a_string_that_runs_to_the_end_of_memory_is_an_error_not_a_crash(write_p
         instance.memory.write(instance.store, b"ok\0", end - 3)
         assert instance._string_at(end - 3) == b"ok"
         assert engine.evaluate({}) == 1
+    finally:
+        engine.close()
+
+
+def test_a_budget_shorter_than_the_deadline_stops_the_evaluation_for_another_try(tmp_path):
+    engine = WasmEngine(write_slow_policy(tmp_path / "slow"), timeout_s=30)
+    slow = {"call": {"arguments": {"command": SLOW_COMMAND}}}
+    try:
+        with pytest.raises(BudgetExceeded):
+            engine.evaluate_briefly(slow, 0.02)
+        assert engine.evaluate_briefly({"call": {"arguments": {"command": FAST_COMMAND}}}, 0.02)["work"] == 10
+        assert engine.evaluate(slow)["work"] == int(SLOW_COMMAND)  # the whole deadline
+        assert engine.evaluate_briefly(slow, 60)["work"] == int(SLOW_COMMAND)  # past the deadline: no budget
     finally:
         engine.close()

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
-from gatekeeper.errors import EngineTimeout, ErrorCode, GatekeeperError
+from gatekeeper.errors import ErrorCode, GatekeeperError
 from gatekeeper.models import Decision, ErrorBody, Mode, Outcome, Violation
 
 # Marks "the engine answered, but the document was undefined" apart from a JSON null result.
@@ -58,11 +58,6 @@ class AsyncPolicyEngine(PolicyEngine, Protocol):
         ...
 
 
-class BudgetExceeded(EngineTimeout):
-    """An evaluation given a budget (:meth:`InlinePolicyEngine.evaluate_briefly`) needed more: the
-    caller evaluates again with the engine's own deadline. Were it to escape, it is a timeout: a deny."""
-
-
 class InlinePolicyEngine(PolicyEngine, Protocol):
     """An engine that answers a typical call in well under a millisecond, in this process (the wasm
     engine): the service evaluates short calls on its event loop, as a thread hand-off would cost
@@ -72,7 +67,8 @@ class InlinePolicyEngine(PolicyEngine, Protocol):
     def can_evaluate_inline(self) -> bool: ...
 
     def evaluate_briefly(self, document: dict[str, Any], budget_s: float) -> Any:
-        """:meth:`PolicyEngine.evaluate` stopped after ``budget_s``, raising BudgetExceeded then."""
+        """:meth:`PolicyEngine.evaluate` stopped after ``budget_s``, raising
+        :class:`~gatekeeper.errors.BudgetExceeded` then."""
         ...
 
 

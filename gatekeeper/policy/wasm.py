@@ -40,9 +40,16 @@ from typing import Any
 
 import wasmtime
 
-from gatekeeper.errors import EngineError, EngineResultError, EngineTimeout, ErrorCode, PolicyLoadError
+from gatekeeper.errors import (
+    BudgetExceeded,
+    EngineError,
+    EngineResultError,
+    EngineTimeout,
+    ErrorCode,
+    PolicyLoadError,
+)
 from gatekeeper.jsonout import policy_input_json
-from gatekeeper.policy.engine import UNDEFINED, BudgetExceeded
+from gatekeeper.policy.engine import UNDEFINED
 from gatekeeper.policy.loader import ENTRYPOINT, PolicySource, load_policy_source
 from gatekeeper.policy.opa_binary import find_opa
 from gatekeeper.policy.wasm_builtins import HOST_BUILTINS, UNDEFINED_RESULT, call_host_builtin

@@ -21,10 +21,10 @@ import structlog
 
 from gatekeeper.audit import AuditLog, default_audit_path
 from gatekeeper.core import Gatekeeper, PendingDecision, answer_of, answer_of_async, build_engine, unrecorded
-from gatekeeper.errors import AuditError, ErrorCode, ExecutionError, InputError
+from gatekeeper.errors import AuditError, BudgetExceeded, ErrorCode, ExecutionError, InputError
 from gatekeeper.execute import run_command
 from gatekeeper.models import Decision, ExecResult, ToolCall
-from gatekeeper.policy.engine import BudgetExceeded, PolicyEngine
+from gatekeeper.policy.engine import PolicyEngine
 from gatekeeper.server.approvals import Approval, ApprovalStore
 from gatekeeper.server.config import ServiceConfig, deciding_threads
 from gatekeeper.server.durability import DurableWaits
