@@ -1,6 +1,6 @@
-"""Latency and throughput of one decision, step by step, on the embedded engine.
+"""Latency and throughput of one decision, step by step, on an in-process engine.
 
-    .venv/bin/python benchmarks/decide.py [--calls 3000] [--batch 5000]
+    .venv/bin/python benchmarks/decide.py [--calls 3000] [--batch 5000] [--engine embedded|wasm]
 
 Reports p50/p99 of: analyse (tool call -> facts), evaluate (facts -> policy answer), the whole
 decision without and with the fsync'd audit log, and the throughput of `gatekeeper check --input`
@@ -26,9 +26,8 @@ from typing import Any
 from gatekeeper.analysis import AnalysisOptions, analyse_call, facts_to_dict
 from gatekeeper.audit import AuditLog
 from gatekeeper.config import Config
-from gatekeeper.core import Gatekeeper
+from gatekeeper.core import Gatekeeper, build_engine
 from gatekeeper.models import ToolCall
-from gatekeeper.policy.embedded import EmbeddedEngine
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "corpora"
@@ -72,6 +71,7 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, default=3000, help="calls measured per step")
     parser.add_argument("--batch", type=int, default=5000, help="calls in the batch-throughput file")
+    parser.add_argument("--engine", choices=("embedded", "wasm"), default="embedded")
     args = parser.parse_args()
 
     load_before = f"{os.getloadavg()[0]:.2f}"
@@ -79,10 +79,15 @@ def main() -> None:
     calls = [ToolCall.shell(c, cwd="/home/agent") for c in commands[: args.calls]]
     options = AnalysisOptions(home="/home/agent")
     # Cache off: every decision below reaches the engine. The cached case is measured on its own.
-    config = Config(home="/home/agent", agent_home="/home/agent/WorkSpace/Agent", decision_cache_size=0)
+    config = Config(
+        home="/home/agent",
+        agent_home="/home/agent/WorkSpace/Agent",
+        decision_cache_size=0,
+        engine=args.engine,
+    )
 
     started = time.perf_counter()
-    engine = EmbeddedEngine()
+    engine = build_engine(config)
     compile_ms = (time.perf_counter() - started) * 1000.0
     gatekeeper = Gatekeeper(config, engine=engine)
     for call in calls[:200]:  # warm caches (parser, per-thread bundle)
@@ -115,6 +120,7 @@ def main() -> None:
             **os.environ,
             "GATEKEEPER_AUDIT_LOG": str(Path(directory) / "batch-audit.jsonl"),
             "GATEKEEPER_DECISION_CACHE": "0",
+            "GATEKEEPER_ENGINE": args.engine,
         }
         started = time.perf_counter()
         subprocess.run(
@@ -134,7 +140,8 @@ def main() -> None:
         )
         batch_s = time.perf_counter() - started
 
-    print(f"load average before/after: {load_before} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    load_after, cpus = f"{os.getloadavg()[0]:.2f}", os.cpu_count()
+    print(f"engine {args.engine}; load average before/after: {load_before} / {load_after} on {cpus} CPUs")
     print(f"policy compile (once per process): {compile_ms:.1f} ms")
     print(f"analyse          ({len(calls)} calls): {percentiles(analyse_ms)}")
     print(f"evaluate         ({len(calls)} calls): {percentiles(evaluate_ms)}")
