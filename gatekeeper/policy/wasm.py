@@ -124,12 +124,11 @@ def _policy_wasm(bundle: bytes) -> bytes:
 class _Program:
     """One revision compiled: the wasmtime module, its decision entrypoint and its host builtins."""
 
-    __slots__ = ("builtins", "engine", "entrypoint", "module", "revision", "source")
+    __slots__ = ("builtins", "engine", "entrypoint", "module", "source")
 
     def __init__(self, engine: wasmtime.Engine, source: PolicySource, wasm: bytes) -> None:
         self.engine = engine
         self.source = source
-        self.revision = source.revision
         try:
             self.module = wasmtime.Module(engine, wasm)
         except wasmtime.WasmtimeError as error:
@@ -178,7 +177,6 @@ class _Instance:
 
     def __init__(self, program: _Program) -> None:
         self.program = program
-        self.revision = program.revision
         self.store = wasmtime.Store(program.engine)
         self.store.set_limits(memory_size=MAX_MEMORY_BYTES)
         self.store.set_epoch_deadline(_NO_DEADLINE)
@@ -407,7 +405,6 @@ class WasmEngine:
         config.epoch_interruption = True
         self._engine = wasmtime.Engine(config)
         self._deadline_ticks = None if timeout_s is None else _ticks(timeout_s)
-        self._lock = threading.Lock()
         self._local = threading.local()
         self._program = self._compile(load_policy_source(policy_dir))
         # Always ticking: evaluate_briefly sets a deadline even when the engine has none.
@@ -416,7 +413,7 @@ class WasmEngine:
 
     @property
     def revision(self) -> str | None:
-        return self._program.revision
+        return self._program.source.revision
 
     @property
     def source(self) -> PolicySource:
@@ -425,11 +422,9 @@ class WasmEngine:
     def reload(self) -> PolicySource:
         """Re-read and compile the policies; on failure raise PolicyLoadError and keep the old ones."""
         source = load_policy_source(self._policy_dir)
-        if source.revision == self._program.revision:
+        if source.revision == self._program.source.revision:
             return source
-        program = self._compile(source)
-        with self._lock:
-            self._program = program
+        self._program = self._compile(source)  # one assignment: threads see the old or the new
         return source
 
     def prepare(self) -> None:
@@ -455,26 +450,12 @@ class WasmEngine:
             text = _without_lone_surrogates(policy_input_json(document)).encode("ascii")
         except (TypeError, ValueError) as error:
             raise EngineError(f"input not encodable for the wasm engine: {error}") from error
-        instance: _Instance | None = None
         try:
             instance = self._instance()
             answer = instance.evaluate(text, ticks)
-        except wasmtime.Trap as trap:
+        except Exception as error:  # noqa: BLE001 - every failure is this call's deny (see _failure)
             self._local.instance = None  # its memory and stack are in an unknown state
-            if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
-                if timeout_s is None:
-                    raise BudgetExceeded("the wasm engine needs more than its budget") from None
-                raise EngineTimeout(f"the wasm engine did not decide within {timeout_s:g}s") from None
-            raise EngineError(f"the policy module trapped: {_first_line(trap.message)}") from None
-        except _Aborted as aborted:
-            self._local.instance = None
-            raise EngineError(f"policy evaluation failed: {aborted}") from None
-        except (wasmtime.WasmtimeError, EngineError) as error:
-            self._local.instance = None
-            raise EngineError(f"the wasm engine failed: {_first_line(str(error))}") from None
-        except Exception as error:  # noqa: BLE001 - a host builtin's bug, raised again through the module
-            self._local.instance = None
-            raise EngineError(f"the wasm engine failed: {type(error).__name__}: {error}") from None
+            raise _failure(error, timeout_s) from None
         if instance.memory_bytes > KEPT_MEMORY_BYTES:  # the call made it grow: let it go
             self._local.instance = None
         return _result(answer)
@@ -489,9 +470,26 @@ class WasmEngine:
     def _instance(self) -> _Instance:
         instance: _Instance | None = getattr(self._local, "instance", None)
         program = self._program
-        if instance is None or instance.revision != program.revision:
+        if instance is None or instance.program is not program:
             instance = self._local.instance = _Instance(program)
         return instance
+
+
+def _failure(error: Exception, timeout_s: float | None) -> EngineError:
+    """The EngineError an evaluation that raised ``error`` ends in. An interrupt is the deadline
+    (``timeout_s``) or, when that is None, a budget the caller set (BudgetExceeded); any other
+    exception, a host builtin's bug raised again through the module included, is an engine error."""
+    if isinstance(error, wasmtime.Trap):
+        if error.trap_code == wasmtime.TrapCode.INTERRUPT:
+            if timeout_s is None:
+                return BudgetExceeded("the wasm engine needs more than its budget")
+            return EngineTimeout(f"the wasm engine did not decide within {timeout_s:g}s")
+        return EngineError(f"the policy module trapped: {_first_line(error.message)}")
+    if isinstance(error, _Aborted):
+        return EngineError(f"policy evaluation failed: {error}")
+    if isinstance(error, (wasmtime.WasmtimeError, EngineError)):
+        return EngineError(f"the wasm engine failed: {_first_line(str(error))}")
+    return EngineError(f"the wasm engine failed: {type(error).__name__}: {error}")
 
 
 # In JSON text: an escaped backslash (skipped whole, so that what follows it is not read as an
