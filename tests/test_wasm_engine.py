@@ -36,6 +36,21 @@ def _needs_opa(opa_binary):
     """The engine compiles with opa: skipped without it, except under CI=true (see conftest)."""
 
 
+@pytest.fixture
+def open_wasm():
+    """``WasmEngine(...)``, closed when the test ends."""
+    engines: list[WasmEngine] = []
+
+    def open_engine(*args, **kwargs) -> WasmEngine:
+        engine = WasmEngine(*args, **kwargs)
+        engines.append(engine)
+        return engine
+
+    yield open_engine
+    for engine in engines:
+        engine.close()
+
+
 @pytest.fixture(scope="module")
 def pack_engine():
     engine = WasmEngine(default_policy_dir())
@@ -76,15 +91,12 @@ def test_config_and_cli_choose_the_wasm_engine(tmp_path):
     assert {v["family"] for v in decision["violations"]} == {"processes"}
 
 
-def test_an_undefined_decision_is_undefined(write_policies):
-    engine = WasmEngine(write_policies("package gatekeeper\n\ndecision := 1 if input.never\n"))
-    try:
-        assert engine.evaluate({"call": {}}) is UNDEFINED
-        denied = decide(engine, "ls")
-        assert denied.decision is Outcome.DENY
-        assert denied.error is not None and denied.error.code == ErrorCode.UNDEFINED_RESULT
-    finally:
-        engine.close()
+def test_an_undefined_decision_is_undefined(open_wasm, write_policies):
+    engine = open_wasm(write_policies("package gatekeeper\n\ndecision := 1 if input.never\n"))
+    assert engine.evaluate({"call": {}}) is UNDEFINED
+    denied = decide(engine, "ls")
+    assert denied.decision is Outcome.DENY
+    assert denied.error is not None and denied.error.code == ErrorCode.UNDEFINED_RESULT
 
 
 def test_a_pack_that_does_not_compile_is_refused_with_opas_message(write_policies):
@@ -103,84 +115,68 @@ def test_without_the_opa_binary_the_engine_does_not_start(tmp_path):
         WasmEngine(default_policy_dir(), opa_binary=tmp_path / "no-opa")
 
 
-def test_a_runtime_error_in_the_policy_is_an_engine_error(write_policies):
+def test_a_runtime_error_in_the_policy_is_an_engine_error(open_wasm, write_policies):
     # Two values for one complete rule: OPA answers with an error, the module aborts.
     rego = "package gatekeeper\n\ndecision := 1 if input.a\n\ndecision := 2 if input.b\n"
-    engine = WasmEngine(write_policies(rego))
-    try:
-        with pytest.raises(EngineError, match="policy evaluation failed"):
-            engine.evaluate({"a": True, "b": True})
-        assert engine.evaluate({"a": True}) == 1  # the thread's next call has a fresh instance
-    finally:
-        engine.close()
+    engine = open_wasm(write_policies(rego))
+    with pytest.raises(EngineError, match="policy evaluation failed"):
+        engine.evaluate({"a": True, "b": True})
+    assert engine.evaluate({"a": True}) == 1  # the thread's next call has a fresh instance
 
 
-def test_a_builtin_error_makes_its_expression_undefined_as_in_opa(write_policies):
+def test_a_builtin_error_makes_its_expression_undefined_as_in_opa(open_wasm, write_policies):
     rego = (
         "package gatekeeper\n\n"
         'decision := {"replaced": r} if r := regex.replace("abc", input.pattern, "x")\n\n'
         'decision := {"replaced": "none"} if not regex.replace("abc", input.pattern, "x")\n'
     )
-    engine = WasmEngine(write_policies(rego))
-    try:
-        assert engine.evaluate({"pattern": "b"}) == {"replaced": "axc"}
-        assert engine.evaluate({"pattern": "("}) == {"replaced": "none"}  # an invalid regex
-    finally:
-        engine.close()
+    engine = open_wasm(write_policies(rego))
+    assert engine.evaluate({"pattern": "b"}) == {"replaced": "axc"}
+    assert engine.evaluate({"pattern": "("}) == {"replaced": "none"}  # an invalid regex
 
 
-def test_a_call_past_the_deadline_is_denied_at_once_and_nothing_runs_on(tmp_path):
-    engine = WasmEngine(write_slow_policy(tmp_path / "slow"), timeout_s=0.1)
+def test_a_call_past_the_deadline_is_denied_at_once_and_nothing_runs_on(open_wasm, tmp_path):
+    engine = open_wasm(write_slow_policy(tmp_path / "slow"), timeout_s=0.1)
     gatekeeper = Gatekeeper(Config(decision_cache_size=0), engine=engine)
-    try:
-        started = time.monotonic()
-        with capture_audit(gatekeeper) as records:
-            denied = gatekeeper.decide(shell_call(SLOW_COMMAND, id="slow"))
-        elapsed = time.monotonic() - started
-        assert denied.decision is Outcome.DENY
-        assert denied.error is not None and denied.error.code == ErrorCode.ENGINE_TIMEOUT
-        assert "within 0.1s" in denied.error.message
-        assert records[0]["error"]["code"] == "engine_timeout"
-        # Interrupted, not abandoned: the thread decides again right away, on a fresh instance.
-        assert elapsed < 5, f"the deny took {elapsed:.2f}s"
-        assert gatekeeper.decide(shell_call(FAST_COMMAND)).decision is Outcome.ALLOW
-    finally:
-        engine.close()
+    started = time.monotonic()
+    with capture_audit(gatekeeper) as records:
+        denied = gatekeeper.decide(shell_call(SLOW_COMMAND, id="slow"))
+    elapsed = time.monotonic() - started
+    assert denied.decision is Outcome.DENY
+    assert denied.error is not None and denied.error.code == ErrorCode.ENGINE_TIMEOUT
+    assert "within 0.1s" in denied.error.message
+    assert records[0]["error"]["code"] == "engine_timeout"
+    # Interrupted, not abandoned: the thread decides again right away, on a fresh instance.
+    assert elapsed < 5, f"the deny took {elapsed:.2f}s"
+    assert gatekeeper.decide(shell_call(FAST_COMMAND)).decision is Outcome.ALLOW
 
 
-def test_without_a_deadline_a_slow_call_is_decided(tmp_path):
-    engine = WasmEngine(write_slow_policy(tmp_path / "slow"), timeout_s=None)
-    try:
-        assert engine.evaluate({"call": {"arguments": {"command": SLOW_COMMAND}}})["work"] == 800
-    finally:
-        engine.close()
+def test_without_a_deadline_a_slow_call_is_decided(open_wasm, tmp_path):
+    engine = open_wasm(write_slow_policy(tmp_path / "slow"), timeout_s=None)
+    assert engine.evaluate({"call": {"arguments": {"command": SLOW_COMMAND}}})["work"] == 800
 
 
-def test_a_call_that_needs_more_memory_than_allowed_is_an_engine_error(monkeypatch, write_policies):
+def test_a_call_that_needs_more_memory_than_allowed_is_an_engine_error(
+    open_wasm, monkeypatch, write_policies
+):
     monkeypatch.setattr(wasm, "MAX_MEMORY_BYTES", 4 << 20)
-    engine = WasmEngine(write_policies("package gatekeeper\n\ndecision := count(input.items)\n"))
-    try:
-        assert engine.evaluate({"items": list(range(10))}) == 10
-        with pytest.raises(EngineError):
-            engine.evaluate({"items": ["x" * 1000] * 8000})  # 8 MB of input
-        assert engine.evaluate({"items": list(range(3))}) == 3
-    finally:
-        engine.close()
+    engine = open_wasm(write_policies("package gatekeeper\n\ndecision := count(input.items)\n"))
+    assert engine.evaluate({"items": list(range(10))}) == 10
+    with pytest.raises(EngineError):
+        engine.evaluate({"items": ["x" * 1000] * 8000})  # 8 MB of input
+    assert engine.evaluate({"items": list(range(3))}) == 3
 
 
-def test_an_instance_that_grew_large_is_not_kept(monkeypatch, write_policies):
+def test_an_instance_that_grew_large_is_not_kept(open_wasm, monkeypatch, write_policies):
     monkeypatch.setattr(wasm, "KEPT_MEMORY_BYTES", 4 << 20)
-    engine = WasmEngine(write_policies("package gatekeeper\n\ndecision := count(input.items)\n"))
-    try:
-        engine.evaluate({"items": [1]})
-        small = engine._local.instance
-        engine.evaluate({"items": [1]})
-        assert engine._local.instance is small  # kept between ordinary calls
-        assert engine.evaluate({"items": ["x" * 1000] * 8000}) == 8000
-        assert engine._local.instance is None  # dropped after the call that made it grow
-        assert engine.evaluate({"items": [1, 2]}) == 2
-    finally:
-        engine.close()
+    engine = open_wasm(write_policies("package gatekeeper\n\ndecision := count(input.items)\n"))
+    engine.evaluate({"items": [1]})
+    small = engine._local.instance
+    engine.evaluate({"items": [1]})
+    assert engine._local.instance is small  # kept between ordinary calls
+    assert engine.evaluate({"items": ["x" * 1000] * 8000}) == 8000
+    assert engine._local.instance is None  # dropped after the call that made it grow
+    assert engine.evaluate({"items": [1, 2]}) == 2
 
 
 def test_threads_decide_side_by_side_with_their_own_instances(pack_engine):
@@ -207,39 +203,33 @@ def test_threads_decide_side_by_side_with_their_own_instances(pack_engine):
     assert all(decision is expected[command] for command, decision in seen)
 
 
-def test_reload_swaps_in_a_new_pack_and_keeps_the_old_one_when_the_new_one_fails(write_policies):
+def test_reload_swaps_in_a_new_pack_and_keeps_the_old_one_when_the_new_one_fails(open_wasm, write_policies):
     directory = write_policies("package gatekeeper\n\n" + ALLOW)
-    engine = WasmEngine(directory)
-    try:
-        reloader = reloader_for(engine)
-        assert isinstance(reloader, InProcessReloader) and reloader.name == "wasm"
-        first = engine.revision
-        assert decide(engine, "ls").decision is Outcome.ALLOW
+    engine = open_wasm(directory)
+    reloader = reloader_for(engine)
+    assert isinstance(reloader, InProcessReloader) and reloader.name == "wasm"
+    first = engine.revision
+    assert decide(engine, "ls").decision is Outcome.ALLOW
 
-        main = directory / "gatekeeper" / "main.rego"
-        main.write_text(main.read_text().replace('"allow"', '"deny"', 2), encoding="utf-8")
-        second = reloader.reload()
-        assert second != first
-        assert decide(engine, "ls").decision is Outcome.DENY
+    main = directory / "gatekeeper" / "main.rego"
+    main.write_text(main.read_text().replace('"allow"', '"deny"', 2), encoding="utf-8")
+    second = reloader.reload()
+    assert second != first
+    assert decide(engine, "ls").decision is Outcome.DENY
 
-        main.write_text("package gatekeeper\n\ndecision if {\n", encoding="utf-8")
-        with pytest.raises(PolicyLoadError):
-            reloader.reload()
-        assert engine.revision == second
-        assert decide(engine, "ls").decision is Outcome.DENY
-    finally:
-        engine.close()
+    main.write_text("package gatekeeper\n\ndecision if {\n", encoding="utf-8")
+    with pytest.raises(PolicyLoadError):
+        reloader.reload()
+    assert engine.revision == second
+    assert decide(engine, "ls").decision is Outcome.DENY
 
 
-def test_lone_surrogates_reach_the_policies_as_replacement_characters(write_policies):
-    engine = WasmEngine(write_policies("package gatekeeper\n\ndecision := input.text\n"))
-    try:
-        assert (
-            engine.evaluate({"text": "caf\udce9 \ud800 \ud83d\ude00 \\ud800"})
-            == "caf\ufffd \ufffd \U0001f600 \\ud800"
-        )
-    finally:
-        engine.close()
+def test_lone_surrogates_reach_the_policies_as_replacement_characters(open_wasm, write_policies):
+    engine = open_wasm(write_policies("package gatekeeper\n\ndecision := input.text\n"))
+    assert (
+        engine.evaluate({"text": "caf\udce9 \ud800 \ud83d\ude00 \\ud800"})
+        == "caf\ufffd \ufffd \U0001f600 \\ud800"
+    )
 
 
 def test_an_input_python_cannot_encode_is_an_engine_error(pack_engine):
@@ -261,25 +251,22 @@ def test_timeout_must_be_positive():
         WasmEngine(default_policy_dir(), timeout_s=0)
 
 
-def test_calls_through_the_c_api_answer_as_wasmtimes_own_calls(pack_engine, monkeypatch):
+def test_calls_through_the_c_api_answer_as_wasmtimes_own_calls(open_wasm, pack_engine, monkeypatch):
     # The pinned wasmtime-py has the bindings the direct calls use; without them the engine would
     # fall back to Func.__call__ (slower, same answers).
     assert wasm._wasmtime_ffi is not None
     monkeypatch.setattr(wasm, "DIRECT_CALLS", False)
-    public = WasmEngine(default_policy_dir())
-    try:
-        commands = [
-            "cp -r /models/llama /tmp/x",  # a deny whose message sprintf makes (a host builtin)
-            "git status",
-            "python -m http.server 8000 & disown",
-            "cat /home/agent/../../models/x.safetensors > /tmp/y",  # regex.replace normalises the path
-            "kill -9 1",
-        ]
-        for command in commands:
-            mine, theirs = decide(pack_engine, command), decide(public, command)
-            assert (mine.decision, mine.violations) == (theirs.decision, theirs.violations), command
-    finally:
-        public.close()
+    public = open_wasm(default_policy_dir())
+    commands = [
+        "cp -r /models/llama /tmp/x",  # a deny whose message sprintf makes (a host builtin)
+        "git status",
+        "python -m http.server 8000 & disown",
+        "cat /home/agent/../../models/x.safetensors > /tmp/y",  # regex.replace normalises the path
+        "kill -9 1",
+    ]
+    for command in commands:
+        mine, theirs = decide(pack_engine, command), decide(public, command)
+        assert (mine.decision, mine.violations) == (theirs.decision, theirs.violations), command
 
 
 def test_a_host_builtin_that_fails_is_an_engine_error_and_the_next_call_decides(pack_engine, monkeypatch):
@@ -295,29 +282,23 @@ def test_a_host_builtin_that_fails_is_an_engine_error_and_the_next_call_decides(
     assert decide(pack_engine, "cp -r /models/llama /tmp/x").violations[0].rule == "weights.copy"
 
 
-def test_a_string_that_runs_to_the_end_of_memory_is_an_error_not_a_crash(write_policies):
-    engine = WasmEngine(write_policies("package gatekeeper\n\ndecision := 1\n"))
-    try:
-        instance = engine._instance()
-        end = instance.memory_bytes
-        instance.memory.write(instance.store, b"x" * 10, end - 10)  # no NUL before the end
-        with pytest.raises(EngineError, match="does not end within its memory"):
-            instance._string_at(end - 10)
-        instance.memory.write(instance.store, b"ok\0", end - 3)
-        assert instance._string_at(end - 3) == b"ok"
-        assert engine.evaluate({}) == 1
-    finally:
-        engine.close()
+def test_a_string_that_runs_to_the_end_of_memory_is_an_error_not_a_crash(open_wasm, write_policies):
+    engine = open_wasm(write_policies("package gatekeeper\n\ndecision := 1\n"))
+    instance = engine._instance()
+    end = instance.memory_bytes
+    instance.memory.write(instance.store, b"x" * 10, end - 10)  # no NUL before the end
+    with pytest.raises(EngineError, match="does not end within its memory"):
+        instance._string_at(end - 10)
+    instance.memory.write(instance.store, b"ok\0", end - 3)
+    assert instance._string_at(end - 3) == b"ok"
+    assert engine.evaluate({}) == 1
 
 
-def test_a_budget_shorter_than_the_deadline_stops_the_evaluation_for_another_try(tmp_path):
-    engine = WasmEngine(write_slow_policy(tmp_path / "slow"), timeout_s=30)
+def test_a_budget_shorter_than_the_deadline_stops_the_evaluation_for_another_try(open_wasm, tmp_path):
+    engine = open_wasm(write_slow_policy(tmp_path / "slow"), timeout_s=30)
     slow = {"call": {"arguments": {"command": SLOW_COMMAND}}}
-    try:
-        with pytest.raises(BudgetExceeded):
-            engine.evaluate_briefly(slow, 0.02)
-        assert engine.evaluate_briefly({"call": {"arguments": {"command": FAST_COMMAND}}}, 0.02)["work"] == 10
-        assert engine.evaluate(slow)["work"] == int(SLOW_COMMAND)  # the whole deadline
-        assert engine.evaluate_briefly(slow, 60)["work"] == int(SLOW_COMMAND)  # past the deadline: no budget
-    finally:
-        engine.close()
+    with pytest.raises(BudgetExceeded):
+        engine.evaluate_briefly(slow, 0.02)
+    assert engine.evaluate_briefly({"call": {"arguments": {"command": FAST_COMMAND}}}, 0.02)["work"] == 10
+    assert engine.evaluate(slow)["work"] == int(SLOW_COMMAND)  # the whole deadline
+    assert engine.evaluate_briefly(slow, 60)["work"] == int(SLOW_COMMAND)  # past the deadline: no budget
