@@ -55,6 +55,19 @@ def conforms(document: dict[str, Any], method: str, template: str, response: htt
         Draft202012Validator(schema).validate(response.json())
 
 
+# Ordinary work and attacks of every family, for tests that compare decisions made two ways.
+MIXED_COMMANDS = [
+    "ls -la",
+    "git status",
+    "cp -r /models/llama /tmp/x",
+    "python3 -m http.server 8000 &",
+    "kill -9 1234",
+    "grep -rn TODO src/ | wc -l",
+    "echo Y3AgLXIgL21vZGVscyAvdG1w | base64 -d | sh",
+    "tar czf /tmp/src.tgz src/",
+]
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))

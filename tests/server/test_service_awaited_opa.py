@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from service_helpers import AwaitedScriptedEngine
+from service_helpers import MIXED_COMMANDS, AwaitedScriptedEngine
 
 from gatekeeper.core import Gatekeeper
 from gatekeeper.policy.opa_server import OpaServerEngine
@@ -43,18 +43,6 @@ class CountedOpaEngine(OpaServerEngine):
         return await super().evaluate_async(document)
 
 
-COMMANDS = [
-    "ls -la",
-    "git status",
-    "cp -r /models/llama /tmp/x",
-    "python3 -m http.server 8000 &",
-    "kill -9 1234",
-    "grep -rn TODO src/ | wc -l",
-    "echo Y3AgLXIgL21vZGVscyAvdG1w | base64 -d | sh",
-    "tar czf /tmp/src.tgz src/",
-]
-
-
 def call(command: str, call_id: str, **extra: Any) -> dict[str, Any]:
     return {"id": call_id, "tool": "shell", "arguments": {"command": command}, "cwd": "/home/agent", **extra}
 
@@ -74,7 +62,7 @@ def essentials(decision: dict[str, Any]) -> tuple[Any, ...]:
 def test_new_calls_await_opa_and_decide_as_the_blocking_client_does(make_server, opa_server):
     engine = CountedOpaEngine(opa_server.url)
     served = make_server(engine=engine, core={"home": "/home/agent"})
-    calls = [call(command, f"c{number}") for number, command in enumerate(COMMANDS * 4)]
+    calls = [call(command, f"c{number}") for number, command in enumerate(MIXED_COMMANDS * 4)]
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda body: served.agent.post("/v1/decide", json=body), calls))
     assert [answer.status_code for answer in answers] == [200] * len(calls)

@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 import pytest
-from service_helpers import serve
+from service_helpers import MIXED_COMMANDS, serve
 
 from gatekeeper.config import Config
 from gatekeeper.core import Gatekeeper
@@ -47,12 +47,7 @@ class ThreadRecordingWasm(WasmEngine):
 
 
 COMMANDS = [
-    "ls -la",
-    "git status",
-    "cp -r /models/llama /tmp/x",
-    "python3 -m http.server 8000 &",
-    "kill -9 1234",
-    "echo Y3AgLXIgL21vZGVscyAvdG1w | base64 -d | sh",
+    *MIXED_COMMANDS,
     "grep -rn TODO src/ | wc -l  # " + "x" * INLINE_ANALYSIS_CHARS,  # analysed on a thread
 ]
 
