@@ -2,9 +2,9 @@
 
 ``embedded`` (regopy, in process), ``wasm`` (the pack compiled to WebAssembly, in process), ``opa``
 (an OPA server already running at ``opa_url``), or ``managed-opa``: the lab starts its own OPA on a
-free loopback port with the policy pack as a bundle and stops it when the engine is closed. OPA and
-the wasm engine answer about ten times faster than the embedded engine, which matters for corpora of
-tens of thousands of commands.
+free loopback port with the policy pack as a bundle and stops it when the engine is closed. OPA
+answers several times faster than the embedded engine and the wasm engine 20 to 30 times, which
+matters for corpora of tens of thousands of commands.
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+from gatekeeper.policy.engine import IN_PROCESS_ENGINES
+
 CORRELATION_FIELDS = frozenset({"id", "session_id"})
 # Memory, not count, is what must stay bounded: an entry holds its call's facts, about 1.5 KB of
 # Python objects per command (1.5 MB for a 3,000-character line of 1,000 `ls`). Calls past either
@@ -52,7 +54,7 @@ class DecisionCache:
     @classmethod
     def for_engine(cls, engine_name: str, size: int, *, remote_max_age_s: float = 0.0) -> DecisionCache:
         """An in-process engine's cache; OPA's only with ``remote_max_age_s`` > 0; none for others."""
-        if engine_name in ("embedded", "wasm"):
+        if engine_name in IN_PROCESS_ENGINES:
             return cls(size)
         if engine_name == "opa" and remote_max_age_s > 0:
             return cls(size, max_age_s=remote_max_age_s)

@@ -16,6 +16,10 @@ from pydantic import ValidationError
 from gatekeeper.errors import ErrorCode, GatekeeperError
 from gatekeeper.models import Decision, ErrorBody, Mode, Outcome, Violation
 
+# The engines that compile the policies inside gatekeeper's process: their answers are cached, and
+# they reload the policies themselves.
+IN_PROCESS_ENGINES = frozenset({"embedded", "wasm"})
+
 # Marks "the engine answered, but the document was undefined" apart from a JSON null result.
 UNDEFINED: Any = type("Undefined", (), {"__repr__": lambda self: "UNDEFINED"})()
 

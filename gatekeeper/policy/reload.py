@@ -37,6 +37,7 @@ import watchfiles
 
 from gatekeeper.errors import GatekeeperError, PolicyLoadError
 from gatekeeper.policy.bundle import bundle_bytes, check_with_opa, replace_atomically
+from gatekeeper.policy.engine import IN_PROCESS_ENGINES
 from gatekeeper.policy.loader import load_policy_source, resolve_policy_dir
 from gatekeeper.policy.opa_process import ManagedOpa
 
@@ -86,10 +87,6 @@ class ReloadResult:
         if self.changed:
             return f"{self.engine}: policies reloaded, now serving {self.revision}"
         return f"{self.engine}: policies unchanged ({self.revision})"
-
-
-# The engines that compile the policies inside gatekeeper's process, and reload them there.
-IN_PROCESS_ENGINES = frozenset({"embedded", "wasm"})
 
 
 class InProcessEngine(Protocol):
