@@ -7,11 +7,13 @@ analyse is described by an ``opaque`` fact rather than silently dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import string
 from typing import Any
 
 import pytest
+from golden import load_cases
 
 from gatekeeper.analysis import AnalysisOptions, Facts, analyse_call, facts_to_dict
 from gatekeeper.models import ToolCall
@@ -103,6 +105,20 @@ def test_mcp_tool_with_odd_arguments_yields_no_commands() -> None:
     for inner in (None, "kill 1", ["kill 1"], {"command": 5}, {"other": "kill 1"}):
         facts = analyse_call(call("mcp", {"arguments": inner}), OPTIONS)
         assert facts.commands == []
+
+
+def test_facts_to_dict_is_asdict() -> None:
+    """The policies' ``input.facts`` is exactly the dataclasses' fields, copied deeply."""
+    cases = [case["command"] for case in load_cases() if "command" in case]
+    code = "import os, shutil\nos.kill(1, 9)\nshutil.copytree('a', 'b', ignore=('x', ['y']))"
+    python_facts = analyse_call(call("python", {"code": code}), OPTIONS)
+    facts_list = [shell(command) for command in cases] + [python_facts]
+    for facts in facts_list:
+        assert facts_to_dict(facts) == dataclasses.asdict(facts)
+    python = facts_to_dict(python_facts)
+    assert python["api_calls"][1]["kwargs"]["ignore"] == ["x", ["y"]]
+    python["api_calls"][1]["kwargs"]["ignore"][1].append("changed")
+    assert python_facts.api_calls[1].kwargs["ignore"] == ["x", ["y"]]
 
 
 def test_unknown_tool_yields_empty_facts() -> None:
