@@ -46,6 +46,9 @@ class CandidateText:
     text: str
 
 
+_NO_PROGRAM_SPEC = CandidateProgramSpec()
+
+
 def find_candidates(
     name: str, args: list[Arg], env: dict[str, str], stdin_body: str | None, programs: Programs
 ) -> list[CandidateText]:
@@ -66,7 +69,7 @@ def find_candidates(
         or name in programs.shell_builtins
     ):
         return found
-    program = spec.programs.get(name, CandidateProgramSpec())
+    program = spec.programs.get(name, _NO_PROGRAM_SPEC)
     known_program = name in spec.programs
     # a wrapper's words include the command it runs, which is scanned as a command of its own
     wrapper = programs.wrapper(name) is not None
@@ -276,13 +279,14 @@ def _keys(
     found: list[CandidateText], name: str, word: str, program: CandidateProgramSpec, spec: CandidateSpec
 ) -> bool:
     lowered = word.lower()
-    for prefix in (*program.key_prefixes, *spec.key_prefixes):
-        if lowered.startswith(prefix.lower()):
-            rest = word[len(prefix) :]
-            _add(found, f"{name} {prefix.rstrip('=: ')}", _strip_escape(rest, spec) or rest)
-            return True
-    for pattern in spec.key_patterns:
-        match = re.match(pattern, word)
+    if lowered.startswith(program.lowered_key_prefixes) or lowered.startswith(spec.lowered_key_prefixes):
+        for prefix in (*program.key_prefixes, *spec.key_prefixes):
+            if lowered.startswith(prefix.lower()):
+                rest = word[len(prefix) :]
+                _add(found, f"{name} {prefix.rstrip('=: ')}", _strip_escape(rest, spec) or rest)
+                return True
+    for pattern in spec.key_regexes:
+        match = pattern.match(word)
         if match is not None:
             rest = word[match.end() :]
             _add(found, f"{name} {match.group(0).rstrip('=')}", _strip_escape(rest, spec) or rest)

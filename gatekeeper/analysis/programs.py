@@ -112,6 +112,11 @@ class CandidateProgramSpec:
     key_prefixes: tuple[str, ...] = ()
     line_prefixes: tuple[str, ...] = ()
     plus_option: bool = False
+    # key_prefixes in lower case, for one test of every word against all of them
+    lowered_key_prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lowered_key_prefixes", tuple(p.lower() for p in self.key_prefixes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +143,13 @@ class CandidateSpec:
     pattern_operands: frozenset[str] = frozenset()
     # builtins that assign NAME=value (``export``): a value is looked at for command lines
     declarations: frozenset[str] = frozenset()
+    # key_prefixes in lower case and key_patterns compiled: every argument word is tested with them
+    lowered_key_prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    key_regexes: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lowered_key_prefixes", tuple(p.lower() for p in self.key_prefixes))
+        object.__setattr__(self, "key_regexes", tuple(re.compile(p) for p in self.key_patterns))
 
 
 @dataclass(frozen=True, slots=True)
