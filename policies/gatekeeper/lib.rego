@@ -287,6 +287,7 @@ short_option(f) if {
 # A cluster of short options (`-lvnp`) contains one of `letters`.
 has_letter(c, letters) if {
 	some a in c.args
+	startswith(a, "-")
 	regex.match(`^-[A-Za-z0-9]+$`, a)
 	some l in letters
 	contains(substring(a, 1, -1), l)
@@ -343,11 +344,12 @@ excerpt(s) := concat("", [": ", short(s)]) if {
 # --- paths -----------------------------------------------------------------------------------
 
 # Collapse `//`, `/./` and `dir/..`; no trailing slash (except the root). Most paths have none of
-# these and few have a `..`: one match finds the first case and one test the second, so the
-# seven regex replacements (tens of microseconds each on rego-cpp) run only where needed.
+# these and few have a `..`: string tests find the first case and one more the second, so the
+# seven regex replacements (tens of microseconds each on rego-cpp, a call to the host in Wasm)
+# run only where needed.
 normalise(p) := p if {
 	p != ""
-	not regex.match(`//|/\.\.?(/|$)|/$`, p)
+	not needs_normalising(p)
 } else := without_trailing_slash(s2) if {
 	s2 := regex.replace(regex.replace(concat("", [p, "/"]), `/+`, "/"), `/(\./)+`, "/")
 	not contains(s2, "/../")
@@ -360,6 +362,17 @@ normalise(p) := p if {
 	s6 := regex.replace(s5, `/[^/]+/\.\./`, "/")
 	s7 := regex.replace(s6, `^/(\.\./)+`, "/")
 	out := without_trailing_slash(s7)
+}
+
+# `//`, a `.` or `..` segment, or a trailing slash. The string tests go first: regex.match costs
+# the compiled Wasm policy as much as dozens of them, and every path of every command comes here.
+needs_normalising(p) if contains(p, "//")
+
+needs_normalising(p) if endswith(p, "/")
+
+needs_normalising(p) if {
+	contains(p, "/.")
+	regex.match(`/\.\.?(/|$)`, p)
 }
 
 without_trailing_slash(s) := s if {
@@ -407,11 +420,19 @@ expand_tilde(s) := normalise(concat("", [user_home, substring(s, 1, -1)])) if {
 	has_user_home
 } else := s
 
-# The absolute form of an operand of command c.
+# The absolute form of an operand of command c. `.` and a leading `./` are dropped before
+# normalise sees them: it would take them to regex.replace, which the compiled Wasm policy asks
+# its host for (tens of microseconds a call), and every `find .` and `./script` has one.
 abs(c, s) := normalise(s) if {
 	startswith(s, "/")
 } else := expand_tilde(s) if {
 	is_tilde(s)
+} else := normalise(c.cwd) if {
+	s == "."
+	is_string(c.cwd)
+} else := normalise(concat("/", [c.cwd, substring(s, 2, -1)])) if {
+	startswith(s, "./")
+	is_string(c.cwd)
 } else := normalise(concat("/", [c.cwd, s])) if {
 	is_string(c.cwd)
 } else := s
@@ -428,10 +449,24 @@ expand_home(p) := {p} if {
 
 expand_all(patterns) := {x | some p in patterns; some x in expand_home(p)}
 
-# p is the pattern's location or below it (patterns may hold `*`).
-under(p, pattern) if glob.match(pattern, ["/"], p)
+# p is the pattern's location or below it (patterns may hold `*`). A path that does not begin
+# with the pattern's literal start cannot match it, and that test is far cheaper than glob.match
+# (a few microseconds each in the compiled Wasm policy, where it ran for every path a rule judged).
+under(p, pattern) if {
+	startswith(p, glob_literal_start(pattern))
+	under_glob(p, pattern)
+}
 
-under(p, pattern) if glob.match(concat("", [pattern, "/**"]), ["/"], p)
+under_glob(p, pattern) if glob.match(pattern, ["/"], p)
+
+under_glob(p, pattern) if glob.match(concat("", [pattern, "/**"]), ["/"], p)
+
+# The pattern up to its first glob metacharacter (`*`, `?`, `[`, `{`, or an escaping `\`).
+glob_literal_start(pattern) := substring(pattern, 0, min({i |
+	some metacharacter in ["*", "?", "[", "{", `\`]
+	i := indexof(pattern, metacharacter)
+	i >= 0
+} | {count(pattern)}))
 
 # p is strictly above the pattern's location: copying p copies what the pattern names.
 above(p, pattern) if {
@@ -448,15 +483,28 @@ above(p, pattern) if {
 	glob.match(concat("/", array.slice(qs, 0, count(ps))), ["/"], p)
 }
 
+# Whether p can be above a pattern whose literal start is `start` (glob_literal_start): the
+# pattern's first segments match p only if one of p and that start begins the other.
+may_be_above(p, start) if startswith(start, p)
+
+may_be_above(p, start) if startswith(p, start)
+
 # Literal directory containment (no patterns).
 inside(p, dir) if p == dir
 
 inside(p, dir) if startswith(p, concat("", [trim_suffix(dir, "/"), "/"]))
 
 # `host:path`, `user@host:path` or `scheme://...`: not a local file.
-is_remote_spec(s) if regex.match(`^[A-Za-z][A-Za-z0-9+.-]*://`, s)
+# The `contains` tests come first, here and in looks_like_url: every operand of every command
+# passes through these rules, and in the compiled Wasm policy a regex.match costs about as much
+# as fifty string tests, while few words hold a colon.
+is_remote_spec(s) if {
+	contains(s, "://")
+	regex.match(`^[A-Za-z][A-Za-z0-9+.-]*://`, s)
+}
 
 is_remote_spec(s) if {
+	contains(s, ":")
 	not regex.match(`^[/.~]`, s)
 	regex.match(`^[^/:=]+:`, s)
 }
@@ -549,7 +597,12 @@ find_expression_word(a) if a in {"(", "!", ","}
 find_expression_word(a) if {
 	startswith(a, "-")
 	not a in {"-H", "-L", "-P", "-D"}
-	not regex.match(`^-O[0-9]*$`, a)
+	not find_optimisation_level(a)
+}
+
+find_optimisation_level(a) if {
+	startswith(a, "-O")
+	regex.match(`^-O[0-9]*$`, a)
 }
 
 # Everything c may name as a file: the analyser's paths, its own operands, remote paths, and
@@ -903,19 +956,33 @@ is_entry_point(p) if basename(p) in data.gatekeeper.agent.entry_points
 
 # --- URLs ------------------------------------------------------------------------------------
 
-looks_like_url(s) if regex.match(`^[A-Za-z][A-Za-z0-9+.-]*://`, s)
+looks_like_url(s) if {
+	contains(s, "://")
+	regex.match(`^[A-Za-z][A-Za-z0-9+.-]*://`, s)
+}
 
-looks_like_url(s) if regex.match(`^(localhost|[0-9]+\.[0-9.]+|\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+)(:[0-9]+)(/|\?|$)`, s)
+looks_like_url(s) if {
+	contains(s, ":")
+	regex.match(`^(localhost|[0-9]+\.[0-9.]+|\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+)(:[0-9]+)(/|\?|$)`, s)
+}
 
-looks_like_url(s) if regex.match(`^:[0-9]+(/|\?|$)`, s)
+looks_like_url(s) if is_local_url_shorthand(s)
 
-looks_like_url(s) if regex.match(`^localhost(/|\?|$)`, s)
+looks_like_url(s) if {
+	startswith(s, "localhost")
+	regex.match(`^localhost(/|\?|$)`, s)
+}
 
 url_host(u) := host_of(hostport) if {
 	rest := regex.replace(lower(u), `^[a-z][a-z0-9+.-]*://`, "")
 	authority := split(split(split(rest, "/")[0], "?")[0], "#")[0]
 	parts := split(authority, "@")
 	hostport := parts[count(parts) - 1]
+}
+
+is_local_url_shorthand(s) if {
+	startswith(s, ":")
+	regex.match(`^:[0-9]+(/|\?|$)`, s)
 }
 
 host_of(hp) := substring(hp, 0, indexof(hp, "]") + 1) if {
@@ -927,7 +994,7 @@ is_local_host(h) if h in data.gatekeeper.lib.local_hosts
 is_local_host(h) if startswith(h, "127.")
 
 # httpie's `:8002/chat` means localhost.
-is_local_url(s) if regex.match(`^:[0-9]+(/|\?|$)`, s)
+is_local_url(s) if is_local_url_shorthand(s)
 
 is_local_url(s) if {
 	looks_like_url(s)

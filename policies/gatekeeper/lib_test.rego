@@ -235,6 +235,14 @@ test_self_and_ancestors if {
 test_abs_resolves_against_cwd_and_home if {
 	c := {"cwd": "/w"}
 	lib.abs(c, "x/../y") == "/w/y"
+	lib.abs(c, ".") == "/w"
+	lib.abs(c, "./x") == "/w/x"
+	lib.abs(c, "./") == "/w"
+	lib.abs(c, ".//x/./y") == "/w/x/y"
+	lib.abs(c, "./../y") == "/y"
+	lib.abs({"cwd": "/"}, ".") == "/"
+	lib.abs({"cwd": "/"}, "./x") == "/x"
+	lib.abs({"cwd": null}, ".") == "."
 	lib.abs(c, "/etc//x") == "/etc/x"
 	lib.abs({"cwd": null}, "rel") == "rel"
 	lib.abs(c, "~/x") == "/home/agent/x" with input as t.shell([])
@@ -263,6 +271,21 @@ test_under_and_above_follow_path_segments if {
 	lib.above("/home/x", "/home/*/models")
 	not lib.above("/home/x/models", "/home/*/models")
 	not lib.above("/tmp", "/models")
+}
+
+test_under_checks_the_literal_start_then_the_whole_pattern if {
+	lib.glob_literal_start("/home/*/models") == "/home/"
+	lib.glob_literal_start("/srv/m?dels") == "/srv/m"
+	lib.glob_literal_start("/data/[ab]x") == "/data/"
+	lib.glob_literal_start("/opt/{a,b}") == "/opt/"
+	lib.glob_literal_start(`/x\*y`) == "/x"
+	lib.glob_literal_start("/models") == "/models"
+	lib.glob_literal_start("*") == ""
+	lib.under("/srv/mxdels/w.bin", "/srv/m?dels")
+	lib.under("/opt/b", "/opt/{a,b}")
+	lib.under("/anything", "*")
+	not lib.under("/srv/other", "/srv/m?dels")
+	not lib.under("/home/x/modelsx", "/home/*/models")
 }
 
 test_inside_is_literal_containment if {

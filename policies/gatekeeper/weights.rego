@@ -171,7 +171,8 @@ is_weights(p) if under_protected(p)
 
 is_weights(p) if {
 	p != ""
-	some pattern in protected_patterns
+	some pattern, start in protected_starts
+	lib.may_be_above(p, start)
 	lib.above(p, pattern)
 }
 
@@ -185,8 +186,17 @@ under_protected(p) if {
 # The loops below sit in functions of their own: rego-cpp evaluates a body's other expressions
 # once per iteration of its loops, text_file's fourteen tests included.
 under_a_protected_location(p) if {
-	some pattern in protected_patterns
-	lib.under(p, pattern)
+	some pattern, start in protected_starts
+	startswith(p, start)
+	lib.under_glob(p, pattern)
+}
+
+# Each pattern with its literal start, which a path must share before glob.match is worth
+# asking (see lib.under); worked out once per call instead of once per path judged.
+protected_starts := {pattern: lib.glob_literal_start(pattern) | some pattern in protected_patterns}
+
+bin_name_starts := {pattern: lib.glob_literal_start(pattern) |
+	some pattern in data.gatekeeper.weights.bin_name_patterns
 }
 
 in_weights_dir(p) if {
@@ -275,19 +285,24 @@ find_action_before(args, i) if {
 find_negated(args, i) if args[i - 1] in {"!", "-not"}
 
 weight_file_name(p) if {
+	lowered := lower(p)
 	some ext in data.gatekeeper.weights.extensions
-	endswith(lower(p), ext)
+	endswith(lowered, ext)
 }
 
+# The literal start first: glob.match costs microseconds and most names fail that test.
 weight_file_name(p) if {
-	some pattern in data.gatekeeper.weights.bin_name_patterns
-	glob.match(pattern, [], lower(lib.basename(p)))
+	name := lower(lib.basename(p))
+	some pattern, start in bin_name_starts
+	startswith(name, start)
+	glob.match(pattern, [], name)
 }
 
 # Configs, tokenizers' JSON, READMEs: not weights even under a protected location.
 text_file(p) if {
+	lowered := lower(p)
 	some ext in data.gatekeeper.weights.text_extensions
-	endswith(lower(p), ext)
+	endswith(lowered, ext)
 }
 
 # --- what a command does with files ---------------------------------------------------------
