@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+import wasmtime
 
 from gatekeeper.config import Config
 from gatekeeper.core import Gatekeeper, build_engine
@@ -21,9 +22,10 @@ from gatekeeper.errors import BudgetExceeded, EngineError, ErrorCode, PolicyLoad
 from gatekeeper.models import Outcome
 from gatekeeper.policy import wasm
 from gatekeeper.policy.engine import UNDEFINED
-from gatekeeper.policy.loader import default_policy_dir
+from gatekeeper.policy.loader import default_policy_dir, load_policy_source
 from gatekeeper.policy.reload import InProcessReloader, reloader_for
 from gatekeeper.policy.wasm import WasmEngine
+from gatekeeper.policy.wasm_layout import data_end
 from gatekeeper.testing import FAST_COMMAND, SLOW_COMMAND, capture_audit, shell_call, write_slow_policy
 
 pytestmark = pytest.mark.opa
@@ -97,6 +99,31 @@ def test_an_undefined_decision_is_undefined(open_wasm, write_policies):
     denied = decide(engine, "ls")
     assert denied.decision is Outcome.DENY
     assert denied.error is not None and denied.error.code == ErrorCode.UNDEFINED_RESULT
+
+
+def test_a_pack_whose_data_ends_past_the_memory_opa_declares_starts_and_decides(
+    open_wasm, write_policies, monkeypatch
+):
+    # opa sizes the module's memory import from its data but can come up a few bytes short; a
+    # constant long enough to end the data just past a page boundary shows it.
+    def policies(padding: int):
+        decision = ALLOW.replace("\n", " if not input.padding == pad\n")  # pad must be used to be kept
+        rego = f'package gatekeeper\n\npad := "{"x" * padding}"\n\n{decision}'
+        return write_policies(rego, name=f"padded-{padding}")
+
+    def compiled(directory) -> bytes:
+        return wasm.compile_to_wasm(load_policy_source(directory))
+
+    before_padding = data_end(compiled(policies(1000))) - 1000
+    padded = policies(1000 + (-(before_padding + 1000) % 65536) + 5)
+    module = wasmtime.Module(wasmtime.Engine(), compiled(padded))
+    declared = next(item.type.limits.min for item in module.imports if item.name == "memory")
+    assert data_end(compiled(padded)) > declared * 65536, "opa declares enough memory: no longer reproduces"
+    assert decide(open_wasm(padded), "ls").decision is Outcome.ALLOW
+    # Sized as opa declares it, the module traps as it starts: a refused pack, not a crash.
+    monkeypatch.setattr(wasm, "data_end", lambda _wasm: 0)
+    with pytest.raises(PolicyLoadError, match=r"cannot start: .*out of bounds memory access"):
+        open_wasm(padded)
 
 
 def test_a_pack_that_does_not_compile_is_refused_with_opas_message(write_policies):

@@ -53,6 +53,7 @@ from gatekeeper.policy.engine import UNDEFINED
 from gatekeeper.policy.loader import ENTRYPOINT, PolicySource, load_policy_source
 from gatekeeper.policy.opa_binary import find_opa
 from gatekeeper.policy.wasm_builtins import HOST_BUILTINS, UNDEFINED_RESULT, call_host_builtin
+from gatekeeper.policy.wasm_layout import data_end
 
 _wasmtime_ffi: Any
 try:  # wasmtime-py's own bindings of the C API, for _direct_caller
@@ -124,11 +125,13 @@ def _policy_wasm(bundle: bytes) -> bytes:
 class _Program:
     """One revision compiled: the wasmtime module, its decision entrypoint and its host builtins."""
 
-    __slots__ = ("builtins", "engine", "entrypoint", "module", "source")
+    __slots__ = ("builtins", "engine", "entrypoint", "memory_pages", "module", "source")
 
     def __init__(self, engine: wasmtime.Engine, source: PolicySource, wasm: bytes) -> None:
         self.engine = engine
         self.source = source
+        # At least what the data segments fill: OPA declares 2 pages whatever its constants take.
+        self.memory_pages = max(2, -(-data_end(wasm) // _WASM_PAGE))
         try:
             self.module = wasmtime.Module(engine, wasm)
         except wasmtime.WasmtimeError as error:
@@ -136,7 +139,10 @@ class _Program:
         self.builtins: dict[int, str] = {}
         self.entrypoint = 0
         # A first instance reads what the module needs, and proves it can start.
-        probe = _Instance(self)
+        try:
+            probe = _Instance(self)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as error:
+            raise PolicyLoadError(f"the compiled policies cannot start: {error}") from error
         needed = probe.exported_json("builtins")
         entrypoints = probe.exported_json("entrypoints")
         missing = sorted(set(needed) - HOST_BUILTINS)
@@ -232,7 +238,7 @@ class _Instance:
                 )
             if name == "memory":
                 assert isinstance(item.type, wasmtime.MemoryType)  # noqa: S101 - OPA's ABI
-                minimum = max(item.type.limits.min, 2)
+                minimum = max(item.type.limits.min, self.program.memory_pages)
                 memory = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(minimum, None)))
                 linker.define(self.store, "env", name, memory)
             elif name.startswith("opa_builtin") and name[len("opa_builtin") :].isdigit():
