@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Generator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from gatekeeper._version import __version__
@@ -108,31 +109,41 @@ class Gatekeeper:
     ) -> tuple[Decision, Facts | None]:
         """Like :meth:`decide`, also returning the facts (the service keeps them for sessions)."""
         decided = self._decide(call, session, only_cached=False, durable=True)
-        assert decided is not None  # noqa: S101 - only an only_cached call returns None
+        assert isinstance(decided, tuple)  # noqa: S101 - only a cache-only lookup decides nothing
         return decided[0], decided[1]
 
-    def decide_if_cached(self, call: ToolCall) -> tuple[Decision, int | None] | None:
+    def decide_if_cached(self, call: ToolCall) -> tuple[Decision, int | None] | CacheMiss:
         """A call without a session whose answer is in the decision cache, decided and recorded but
         not yet durable: the decision and the audit record's ``seq``, which the caller must see
-        :meth:`AuditLog.sync_through` cover before answering (None: nothing to wait for). Returns
-        None when the answer is not cached: decide the call with :meth:`decide_with_facts`.
+        :meth:`AuditLog.sync_through` cover before answering (None: nothing to wait for). When the
+        answer is not cached, a :class:`CacheMiss`: decide the call with :meth:`start`, giving it
+        the miss, or with :meth:`decide_with_facts`.
 
         Cheap and without waiting, so the service runs it on its event loop, sparing a cached call
         the hand-off to a deciding thread.
         """
         decided = self._decide(call, None, only_cached=True, durable=False)
-        return None if decided is None else (decided[0], decided[2])
+        if isinstance(decided, CacheMiss):
+            return decided
+        assert decided is not None  # noqa: S101 - a lookup decides or misses
+        return decided[0], decided[2]
 
     def start(
-        self, call: ToolCall, *, session: Mapping[str, Any] | None = None, durable: bool = True
+        self,
+        call: ToolCall,
+        *,
+        session: Mapping[str, Any] | None = None,
+        durable: bool = True,
+        miss: CacheMiss | None = None,
     ) -> PendingDecision:
         """Decide ``call`` up to the engine's turn: parse, cache lookup, analysis.
 
         For a caller that asks the engine itself (the service awaits OPA on its event loop): give
         the engine's answer for :attr:`PendingDecision.document` to :meth:`PendingDecision.finish`,
-        which decides and records the call. ``durable=False`` as for :meth:`decide_if_cached`.
+        which decides and records the call. ``durable=False`` as for :meth:`decide_if_cached`, and
+        ``miss`` what it returned for this call, which spares working the lookup out again.
         """
-        return PendingDecision(self._steps(call, session, only_cached=False, durable=durable))
+        return PendingDecision(self._steps(call, session, only_cached=False, durable=durable, miss=miss))
 
     def _decide(
         self,
@@ -141,7 +152,7 @@ class Gatekeeper:
         *,
         only_cached: bool,
         durable: bool,
-    ) -> Recorded | None:
+    ) -> Recorded | CacheMiss | None:
         pending = PendingDecision(self._steps(call, session, only_cached=only_cached, durable=durable))
         return pending.finish(None if pending.document is None else answer_of(self.engine, pending.document))
 
@@ -152,16 +163,18 @@ class Gatekeeper:
         *,
         only_cached: bool,
         durable: bool,
+        miss: CacheMiss | None = None,
     ) -> DecisionSteps:
         """The whole decision, as a generator that yields once: the input document, when it needs
         the engine's answer, which the driver sends back in (a raised error as the value).
 
         The facts and the answer are pure functions of the revision and the input without facts,
         so a cache hit skips the analysis and the evaluation (its timing is then ``cache`` alone)
-        and yields nothing.
+        and yields nothing. With ``only_cached``, a miss ends the steps with a CacheMiss, which
+        the same call's steps can be given (``miss``) to skip dumping and keying it again.
         """
         started = time.perf_counter()
-        decision_id = new_decision_id()
+        decision_id: str | None = None
         document: dict[str, Any] = {
             "call": _raw_call(call),
             "session": dict(session or {}),
@@ -172,19 +185,25 @@ class Gatekeeper:
         timings: dict[str, float] = {}
         try:
             tool_call = call if isinstance(call, ToolCall) else ToolCall.parse(call)
-            document["call"] = tool_call.model_dump(mode="json", exclude_none=True)
             revision = self.engine.revision
-            # A session's history names its earlier decisions by id, so an input with a history
-            # never repeats: keying it (a dump of up to 64 calls) and storing it would only evict
-            # answers that can be used again.
-            cacheable = self.cache.size and not _session_history(document)
-            key = self.cache.key(revision, document) if cacheable else None
+            reuse = miss is not None and miss.call is tool_call and miss.revision == revision and not session
+            if reuse:
+                assert miss is not None  # noqa: S101 - checked just above
+                document["call"], key, cacheable = miss.call_json, miss.key, bool(self.cache.size)
+            else:
+                document["call"] = tool_call.model_dump(mode="json", exclude_none=True)
+                # A session's history names its earlier decisions by id, so an input with a history
+                # never repeats: keying it (a dump of up to 64 calls) and storing it would only
+                # evict answers that can be used again.
+                cacheable = bool(self.cache.size) and not _session_history(document)
+                key = self.cache.key(revision, document) if cacheable else None
             cached = self.cache.get(key, count_miss=not only_cached)
+            if cached is None and only_cached:
+                return CacheMiss(tool_call, document["call"], revision, key)
+            decision_id = new_decision_id()
             if cached is not None:
                 facts, document["facts"], result = cached
                 timings["cache"] = _ms(time.perf_counter() - started)
-            elif only_cached:
-                return None
             else:
                 facts = analyse_call(tool_call, self._analysis_options)
                 document["facts"] = facts_to_dict(facts)
@@ -211,13 +230,15 @@ class Gatekeeper:
                 timings_ms=timings,
             )
         except InputError as error:
-            decision = fail_closed(error.code, error.message, id=_call_id(call), decision_id=decision_id)
+            decision = fail_closed(
+                error.code, error.message, id=_call_id(call), decision_id=decision_id or new_decision_id()
+            )
         except Exception as error:  # noqa: BLE001 - the last guard: any failure is a deny, never an allow
             decision = fail_closed(
                 ErrorCode.INTERNAL_ERROR,
                 f"internal error while deciding: {type(error).__name__}: {error}",
                 id=_call_id(call),
-                decision_id=decision_id,
+                decision_id=decision_id or new_decision_id(),
                 policy_revision=self.engine.revision,
             )
         seq = None
@@ -285,9 +306,20 @@ class Gatekeeper:
         self.close()
 
 
+@dataclass(frozen=True, slots=True)
+class CacheMiss:
+    """A call whose answer :meth:`Gatekeeper.decide_if_cached` did not find, with what the lookup
+    worked out: the call's JSON form and cache key, valid for the policy revision it names."""
+
+    call: ToolCall
+    call_json: dict[str, Any]
+    revision: str | None
+    key: str | None
+
+
 # A decision, the facts it was made on (None when the call did not parse) and its audit record's seq.
 Recorded = tuple[Decision, Facts | None, int | None]
-DecisionSteps = Generator[dict[str, Any], Any, Recorded | None]
+DecisionSteps = Generator[dict[str, Any], Any, Recorded | CacheMiss | None]
 
 
 class PendingDecision:
@@ -297,20 +329,20 @@ class PendingDecision:
 
     def __init__(self, steps: DecisionSteps) -> None:
         self._steps = steps
-        self._outcome: Recorded | None = None
+        self._outcome: Recorded | CacheMiss | None = None
         try:
             self.document: dict[str, Any] | None = next(steps)
         except StopIteration as done:
             self.document, self._outcome = None, done.value
 
-    def finish(self, answer: Any = None) -> Recorded | None:
+    def finish(self, answer: Any = None) -> Recorded | CacheMiss | None:
         """The decision for ``answer`` (the engine's result, or the exception it raised)."""
         if self.document is None:
             return self._outcome
         try:
             self._steps.send(answer)
         except StopIteration as done:
-            outcome: Recorded | None = done.value
+            outcome: Recorded | CacheMiss | None = done.value
             return outcome
         raise RuntimeError("a decision asked its engine twice")  # pragma: no cover - _steps yields once
 

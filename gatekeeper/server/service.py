@@ -20,7 +20,15 @@ from typing import Any
 import structlog
 
 from gatekeeper.audit import AuditLog, default_audit_path
-from gatekeeper.core import Gatekeeper, PendingDecision, answer_of, answer_of_async, build_engine, unrecorded
+from gatekeeper.core import (
+    CacheMiss,
+    Gatekeeper,
+    PendingDecision,
+    answer_of,
+    answer_of_async,
+    build_engine,
+    unrecorded,
+)
 from gatekeeper.errors import AuditError, BudgetExceeded, ErrorCode, ExecutionError, InputError
 from gatekeeper.execute import run_command
 from gatekeeper.models import Decision, ExecResult, ToolCall
@@ -145,21 +153,26 @@ class Service:
         started = time.perf_counter()
         call = self._valid_call(raw)
         if call is not None:
+            miss: CacheMiss | None = None
             if not call.session_id and self.gatekeeper.cache.size:
                 cached = self.gatekeeper.decide_if_cached(call)
-                if cached is not None:
+                if isinstance(cached, CacheMiss):
+                    miss = cached
+                else:
                     decision, seq = cached
                     return Decided(call, await self._answered(decision, seq, started))
             if self.engine.can_evaluate_async or self.engine.can_evaluate_inline:
                 # Shielded: a client that hangs up does not cancel a decision half made; it is
                 # recorded all the same (and its session released), as on a deciding thread.
-                return await asyncio.shield(self._decide_awaiting_engine(call, started))
+                return await asyncio.shield(self._decide_awaiting_engine(call, started, miss))
         loop = asyncio.get_running_loop()
         work = call if call is not None else raw
         decided: Decided = await loop.run_in_executor(self.decide_threads, self.decide, work)
         return decided
 
-    async def _decide_awaiting_engine(self, call: ToolCall, started: float) -> Decided:
+    async def _decide_awaiting_engine(
+        self, call: ToolCall, started: float, miss: CacheMiss | None
+    ) -> Decided:
         loop = asyncio.get_running_loop()
         session: SessionHandle | None = None
         short = _short_enough_to_analyse_inline(call)
@@ -171,15 +184,15 @@ class Service:
                 begin = functools.partial(self._begin_awaited_decision, call)
                 session, pending = await loop.run_in_executor(self.decide_threads, begin)
             elif short:
-                pending = self._start(call, session)
+                pending = self._start(call, session, miss)
             else:
-                start = functools.partial(self._start, call, session)
+                start = functools.partial(self._start, call, session, miss)
                 pending = await loop.run_in_executor(self.decide_threads, start)
             answer = None
             if pending.document is not None:
                 answer = await self._engine_answer(pending.document, short=short)
             recorded = pending.finish(answer)
-            assert recorded is not None  # noqa: S101 - only a cache-only lookup decides nothing
+            assert isinstance(recorded, tuple)  # noqa: S101 - only a cache-only lookup decides nothing
             decision, facts, seq = recorded
             decision = await self._answered(decision, seq, started)
             if session is not None:
@@ -218,9 +231,11 @@ class Service:
             session.release()
             raise
 
-    def _start(self, call: ToolCall, session: SessionHandle | None) -> PendingDecision:
+    def _start(
+        self, call: ToolCall, session: SessionHandle | None, miss: CacheMiss | None = None
+    ) -> PendingDecision:
         history = session.policy_input if session is not None else None
-        return self.gatekeeper.start(call, session=history, durable=False)
+        return self.gatekeeper.start(call, session=history, durable=False, miss=miss)
 
     async def _answered(self, decision: Decision, seq: int | None, started: float) -> Decision:
         """``decision`` once its audit record (``seq``) is durable; a deny if it cannot be."""

@@ -19,7 +19,7 @@ from service_helpers import AGENT_TOKEN, ScriptedEngine
 
 from gatekeeper.audit import AuditLog
 from gatekeeper.config import Config
-from gatekeeper.core import Gatekeeper
+from gatekeeper.core import CacheMiss, Gatekeeper
 from gatekeeper.errors import AuditError
 from gatekeeper.models import ToolCall
 from gatekeeper.server.durability import DurableWaits
@@ -40,7 +40,7 @@ def test_decide_if_cached_answers_only_from_the_cache(tmp_path: Path):
     audit = AuditLog(tmp_path / "audit.jsonl")
     gatekeeper = Gatekeeper(Config(), engine=engine, audit=audit)
     first = ToolCall.parse(call("ls -la", "a"))
-    assert gatekeeper.decide_if_cached(first) is None  # not seen yet: nothing evaluated or recorded
+    assert isinstance(gatekeeper.decide_if_cached(first), CacheMiss)  # nothing evaluated or recorded
     assert (len(engine.documents), gatekeeper.cache.misses) == (0, 0)
     assert not (tmp_path / "audit.jsonl").read_text()
 
@@ -55,6 +55,39 @@ def test_decide_if_cached_answers_only_from_the_cache(tmp_path: Path):
     audit.sync_through(seq)
     records = audit.path.read_text().splitlines()
     assert len(records) == 2 and f'"seq":{seq}' in records[1] and decision.decision_id in records[1]
+    gatekeeper.close()
+
+
+def test_a_miss_spares_deciding_the_call_the_lookup_it_made(tmp_path: Path, monkeypatch):
+    engine = CachedScriptedEngine()
+    gatekeeper = Gatekeeper(Config(), engine=engine, audit=AuditLog(tmp_path / "audit.jsonl"))
+    keyed: list[str | None] = []
+    key = gatekeeper.cache.key
+
+    def counted_key(*args):
+        keyed.append(key(*args))
+        return keyed[-1]
+
+    monkeypatch.setattr(gatekeeper.cache, "key", counted_key)
+    first = ToolCall.parse(call("ls -la", "a"))
+    miss = gatekeeper.decide_if_cached(first)
+    assert isinstance(miss, CacheMiss) and len(keyed) == 1
+    pending = gatekeeper.start(first, miss=miss, durable=True)
+    recorded = pending.finish(engine.evaluate(pending.document))
+    assert len(keyed) == 1 and len(engine.documents) == 1  # decided without keying the call again
+    assert engine.documents[0]["call"] == first.model_dump(mode="json", exclude_none=True)
+    assert isinstance(recorded, tuple) and recorded[0].id == "a"
+    # Answered from the cache under the key the miss carried.
+    hit = gatekeeper.decide_if_cached(ToolCall.parse(call("ls -la", "b")))
+    assert not isinstance(hit, CacheMiss) and hit[0].decision == recorded[0].decision
+
+    # A miss for another call, or from an older revision, is worked out again.
+    other = ToolCall.parse(call("pwd", "c"))
+    stale = CacheMiss(other, {"tool": "shell", "arguments": {"command": "ls"}}, "sha256:old", "stale-key")
+    pending = gatekeeper.start(other, miss=stale, durable=True)
+    pending.finish(engine.evaluate(pending.document))
+    assert engine.documents[-1]["call"]["arguments"] == {"command": "pwd"}
+    assert keyed[-1] != "stale-key" and gatekeeper.cache.get(keyed[-1]) is not None
     gatekeeper.close()
 
 
