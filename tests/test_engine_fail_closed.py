@@ -189,15 +189,23 @@ def test_quotes_backslashes_and_newlines_survive_the_embedded_engine(tmp_path):
 
 
 def test_glob_match_on_a_stray_backslash_fails_closed_on_the_embedded_engine():
-    # rego-cpp cannot glob.match a string holding `\x` (not a JSON escape); the pack reaches it for
-    # a sed script taken as an in-place edit's operand. The query fails, so the call is denied
-    # (docs/opa.md lists the difference; OPA allows this call).
-    command = "find . -type f -exec sed '1s/^\\xEF\\xBB\\xBF//' -i.bak {} \\; -exec rm {}.bak \\;"
+    # rego-cpp cannot glob.match a string holding `\x` (not a JSON escape). The query fails, so the
+    # call is denied (docs/opa.md lists the difference; OPA denies this one by rule, as persistence).
+    command = "sed -i 's/a/b/' '/etc/rc\\xEF.d/x'"
     decision = Gatekeeper(engine=EmbeddedEngine()).decide(shell_call(command, cwd="/home/agent"))
     assert decision.decision is Outcome.DENY
     assert decision.error is not None
     assert decision.error.code == ErrorCode.ENGINE_ERROR
     assert "Invalid escape sequence" in decision.error.message
+
+
+def test_a_path_no_pattern_can_match_never_reaches_glob_match():
+    # The sed script taken as a file operand starts with no protected or persistence location, so
+    # it is not glob-matched: the embedded engine allows the call, as OPA does.
+    command = "find . -type f -exec sed '1s/^\\xEF\\xBB\\xBF//' -i.bak {} \\; -exec rm {}.bak \\;"
+    decision = Gatekeeper(engine=EmbeddedEngine()).decide(shell_call(command, cwd="/home/agent"))
+    assert decision.error is None, decision.error
+    assert decision.decision is Outcome.ALLOW
 
 
 def test_a_rego_cpp_failure_without_a_reason_says_so():

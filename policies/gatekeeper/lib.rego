@@ -461,12 +461,16 @@ under_glob(p, pattern) if glob.match(pattern, ["/"], p)
 
 under_glob(p, pattern) if glob.match(concat("", [pattern, "/**"]), ["/"], p)
 
-# The pattern up to its first glob metacharacter (`*`, `?`, `[`, `{`, or an escaping `\`).
-glob_literal_start(pattern) := substring(pattern, 0, min({i |
-	some metacharacter in ["*", "?", "[", "{", `\`]
-	i := indexof(pattern, metacharacter)
-	i >= 0
-} | {count(pattern)}))
+# The pattern up to its first glob metacharacter (`*`, `?`, `[`, `{`, or an escaping `\`). An
+# array and an else, not min() of a set union: rego-cpp gave min({7} | {10}) as 10.
+glob_literal_start(pattern) := substring(pattern, 0, min(positions)) if {
+	positions := [i |
+		some metacharacter in ["*", "?", "[", "{", `\`]
+		i := indexof(pattern, metacharacter)
+		i >= 0
+	]
+	count(positions) > 0
+} else := pattern
 
 # p is strictly above the pattern's location: copying p copies what the pattern names.
 above(p, pattern) if {
