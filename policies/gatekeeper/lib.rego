@@ -502,10 +502,7 @@ inside(p, dir) if startswith(p, concat("", [trim_suffix(dir, "/"), "/"]))
 # The `contains` tests come first, here and in looks_like_url: every operand of every command
 # passes through these rules, and in the compiled Wasm policy a regex.match costs about as much
 # as fifty string tests, while few words hold a colon.
-is_remote_spec(s) if {
-	contains(s, "://")
-	regex.match(`^[A-Za-z][A-Za-z0-9+.-]*://`, s)
-}
+is_remote_spec(s) if has_url_scheme(s)
 
 is_remote_spec(s) if {
 	contains(s, ":")
@@ -515,7 +512,7 @@ is_remote_spec(s) if {
 
 # The path part of a remote spec: the whole URL for URLs, `path` for `host:path`.
 remote_path(s) := s if {
-	regex.match(`^[A-Za-z][A-Za-z0-9+.-]*://`, s)
+	has_url_scheme(s)
 } else := substring(s, indexof(s, ":") + 1, -1)
 
 # Local operands of c made absolute.
@@ -960,7 +957,10 @@ is_entry_point(p) if basename(p) in data.gatekeeper.agent.entry_points
 
 # --- URLs ------------------------------------------------------------------------------------
 
-looks_like_url(s) if {
+looks_like_url(s) if has_url_scheme(s)
+
+# `scheme://...`.
+has_url_scheme(s) if {
 	contains(s, "://")
 	regex.match(`^[A-Za-z][A-Za-z0-9+.-]*://`, s)
 }
