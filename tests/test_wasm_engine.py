@@ -116,9 +116,10 @@ def test_a_pack_whose_data_ends_past_the_memory_opa_declares_starts_and_decides(
 
     before_padding = data_end(compiled(policies(1000))) - 1000
     padded = policies(1000 + (-(before_padding + 1000) % 65536) + 5)
-    module = wasmtime.Module(wasmtime.Engine(), compiled(padded))
+    padded_wasm = compiled(padded)
+    module = wasmtime.Module(wasmtime.Engine(), padded_wasm)
     declared = next(item.type.limits.min for item in module.imports if item.name == "memory")
-    assert data_end(compiled(padded)) > declared * 65536, "opa declares enough memory: no longer reproduces"
+    assert data_end(padded_wasm) > declared * 65536, "opa declares enough memory: no longer reproduces"
     assert decide(open_wasm(padded), "ls").decision is Outcome.ALLOW
     # Sized as opa declares it, the module traps as it starts: a refused pack, not a crash.
     monkeypatch.setattr(wasm, "data_end", lambda _wasm: 0)

@@ -130,7 +130,7 @@ class _Program:
     def __init__(self, engine: wasmtime.Engine, source: PolicySource, wasm: bytes) -> None:
         self.engine = engine
         self.source = source
-        # At least what the data segments fill: OPA declares 2 pages whatever its constants take.
+        # At least what the data segments fill: opa's declared minimum can be a page short.
         self.memory_pages = max(2, -(-data_end(wasm) // _WASM_PAGE))
         try:
             self.module = wasmtime.Module(engine, wasm)
