@@ -316,7 +316,14 @@ option_value(_, _, a, f) := substring(a, 2, -1) if {
 	count(a) > 2
 }
 
-is_python(c) if regex.match(data.gatekeeper.lib.python_program_pattern, c.name)
+# `python`, `python3`, `python3.11`, `pypy3`: a known prefix, then only digits and dots. String tests,
+# not a regex: the compiled Wasm policy compiles a regex again in every evaluation that uses it, and
+# every command of every call comes here.
+is_python(c) if {
+	some prefix in data.gatekeeper.lib.python_program_prefixes
+	startswith(c.name, prefix)
+	trim_left(substring(c.name, count(prefix), -1), "0123456789.") == ""
+}
 
 # The modules of `python -m MODULE` / `python -mMODULE`.
 python_modules(c) := {m | is_python(c); some m in option_values(c, ["-m"])}

@@ -177,6 +177,17 @@ test_option_values_reads_separate_attached_and_equals_forms if {
 	lib.option_values(c, ["-d", "--data"]) == {"a", "b", "c", "d"}
 }
 
+test_is_python_names_a_python_prefix_then_only_digits_and_dots if {
+	every name in ["python", "python3", "python3.11", "python2.7.18", "pypy", "pypy3", "pypy3.10"] {
+		lib.is_python({"name": name})
+	}
+	every name in ["ipython", "python3-config", "pythonw", "python3.11x", "py", "", "jython", "pypy-c"] {
+		not lib.is_python({"name": name})
+	}
+	not lib.is_python({"name": 3})
+	not lib.is_python({})
+}
+
 test_python_module_is_read_from_dash_m if {
 	lib.python_modules({"name": "python3", "args": ["-m", "http.server", "8000"]}) == {"http.server"}
 	lib.python_modules({"name": "python3.11", "args": ["-mvllm.entrypoints.api_server"]}) == {"vllm.entrypoints.api_server"}
