@@ -313,6 +313,11 @@ test_remote_specs_are_recognised if {
 	not lib.is_remote_spec("/tmp/a:b")
 	not lib.is_remote_spec("if=/x:y")
 	not lib.is_remote_spec("./a:b")
+	not lib.is_remote_spec("~/a:b")
+	not lib.is_remote_spec(":x")
+	not lib.is_remote_spec("a/b:c")
+	not lib.is_remote_spec("k=v:w")
+	not lib.is_remote_spec("plain")
 	lib.remote_path("host:/srv/x") == "/srv/x"
 	lib.remote_path("s3://b/k") == "s3://b/k"
 }
@@ -343,6 +348,51 @@ test_tar_creates_recognises_create_modes if {
 	lib.tar_creates({"args": ["--create", "-f", "x.tar", "d"]})
 	not lib.tar_creates({"args": ["-xzf", "x.tgz", "-C", "d"]})
 	not lib.tar_creates({"args": ["tvf", "x.tar"]})
+	lib.tar_creates({"args": ["-rf", "x.tar", "d"]})
+	lib.tar_creates({"args": ["Af", "x.tar", "y.tar"]})
+	not lib.tar_creates({"args": ["-c1", "x"]})
+	not lib.tar_creates({"args": ["c.tar"]})
+}
+
+test_tar_option_and_file_values if {
+	lib.tar_option_value(["-czf", "x.tgz"], 1)
+	lib.tar_option_value(["czf", "x.tgz"], 1)
+	not lib.tar_option_value(["-cz", "x.tgz"], 1)
+	not lib.tar_option_value(["-c-f", "x.tgz"], 1)
+	lib.tar_file_value(["-cf", "x.tar"], 1)
+	lib.tar_file_value(["-f", "x.tar"], 1)
+	not lib.tar_file_value(["-fc", "x.tar"], 1)
+	not lib.tar_file_value(["-9f", "x.tar"], 1)
+	not lib.old_style_mode(["c9f"], 0)
+	not lib.old_style_mode(["bf"], 0)
+}
+
+test_only_chars_and_has_any_are_character_classes if {
+	lib.only_chars("abcXYZ", lib.ascii_letters)
+	lib.only_chars("0755", lib.ascii_digits)
+	not lib.only_chars("", lib.ascii_letters)
+	not lib.only_chars("ab1", lib.ascii_letters)
+	not lib.only_chars("ab\n", lib.ascii_letters)
+	not lib.only_chars("é", lib.ascii_letters)
+	lib.has_any("rw+", ["w", "a"])
+	not lib.has_any("r", ["w", "a"])
+}
+
+test_needs_normalising_finds_dot_segments_and_double_slashes if {
+	every p in ["/a/./b", "/a/../b", "/a/.", "/a/..", "/a//b", "/a/"] {
+		lib.needs_normalising(p)
+	}
+	every p in ["/a/.git", "/a/..b", "/a/b.", "/a/.../b", "/a/b"] {
+		not lib.needs_normalising(p)
+	}
+}
+
+test_find_optimisation_levels if {
+	lib.find_optimisation_level("-O")
+	lib.find_optimisation_level("-O3")
+	not lib.find_optimisation_level("-Ofast")
+	lib.find_expression_word("-name")
+	not lib.find_expression_word("-O2")
 }
 
 # --- the agent ------------------------------------------------------------------------------

@@ -614,7 +614,7 @@ in_place_edits(c) := lib.operand_paths(c) if {
 opens_for_writing(a) if {
 	mode := lib.api_arg(a, 1, "mode")
 	is_string(mode)
-	regex.match(`[wax+]`, mode)
+	lib.has_any(mode, ["w", "a", "x", "+"])
 }
 
 # --- signals --------------------------------------------------------------------------------
@@ -625,7 +625,7 @@ trap_parts(c) := {"handler": args[0], "signals": array.slice(args, 1, count(args
 	args := trap_args(c)
 	count(args) > 1
 	args[0] != "-"
-	not regex.match(`^[0-9]+$`, args[0])
+	not lib.only_chars(args[0], lib.ascii_digits)
 }
 
 trap_args(c) := array.slice(c.args, 1, count(c.args)) if {

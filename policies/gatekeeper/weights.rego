@@ -359,8 +359,7 @@ socat_files(c) := {lib.abs(c, part) |
 	some a in c.positionals
 	some piece in split(a, ",")
 	some part in split(piece, ":")
-	part != ""
-	regex.match(`^[/~.]`, part)
+	lib.has_any(substring(part, 0, 1), ["/", "~", "."])
 }
 
 python_writes(w) if w.function in data.gatekeeper.weights.python_write_functions
@@ -369,5 +368,5 @@ python_writes(w) if {
 	w.function in data.gatekeeper.weights.python_open_functions
 	mode := lib.api_arg(w, 1, "mode")
 	is_string(mode)
-	regex.match(`[wax+]`, mode)
+	lib.has_any(mode, ["w", "a", "x", "+"])
 }
