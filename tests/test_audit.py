@@ -7,7 +7,7 @@ import multiprocessing
 import threading
 from pathlib import Path
 
-from gatekeeper.audit import GENESIS_HASH, AuditLog, record_hash, verify_log
+from gatekeeper.audit import GENESIS_HASH, AuditLog, _chain_link, record_hash, verify_log
 
 
 def _append_many(path: str, count: int) -> None:
@@ -75,6 +75,46 @@ def test_a_writer_continues_after_records_longer_than_its_tail_read(tmp_path):
     second.close()
     assert continued["prev_hash"] == long_record["hash"]
     assert [r["seq"] for r in _records(path)] == [1, 2, 3, 4]
+    assert verify_log(path).ok
+
+
+def test_chain_link_reads_seq_and_hash_from_the_line_as_written(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.append({"n": 1})
+    record = log.append({"n": 2, "violations": [{"rule": "x", "message": 'a "seq":7, here'}]})
+    log.close()
+    line = path.read_bytes().splitlines()[-1]
+    assert _chain_link(line) == (2, record["hash"])
+
+
+def test_chain_link_refuses_lines_it_cannot_read_safely(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.append({"n": 1, "input": {"seq": 99}})  # a second "seq" key: whose would it be?
+    log.append({"n": 2})
+    log.close()
+    nested, plain = path.read_bytes().splitlines()
+    assert _chain_link(nested) is None
+    altered = plain.replace(b'"n":2', b'"n":3')  # the hash no longer covers the rest
+    assert _chain_link(altered) is None
+    record = json.loads(plain)
+    reordered = json.dumps({"hash": record.pop("hash"), **record}, separators=(",", ":")).encode()
+    assert _chain_link(reordered) is None
+    assert _chain_link(b'{"seq":1}') is None
+    assert _chain_link(b"") is None
+
+
+def test_a_writer_continues_after_a_record_it_must_parse_whole(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    first, second = AuditLog(path), AuditLog(path)
+    nested = first.append({"n": 1, "input": {"seq": 99}})
+    continued = second.append({"n": 2})
+    first.append({"n": 3})
+    first.close()
+    second.close()
+    assert (continued["seq"], continued["prev_hash"]) == (2, nested["hash"])
+    assert [r["seq"] for r in _records(path)] == [1, 2, 3]
     assert verify_log(path).ok
 
 
