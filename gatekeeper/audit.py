@@ -23,6 +23,7 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,14 +33,30 @@ from typing import Any
 import structlog
 
 from gatekeeper.errors import AuditError
+from gatekeeper.jsonout import PolicyInput, canonical_json
 
 GENESIS_HASH = "sha256:" + "0" * 64
 _TAIL_STEP = 1 << 13  # a record is about 1-3 KB; longer ones are found by reading further back
 
 
-def canonical_json(value: Any) -> str:
-    """The one serialisation used for hashing and writing records."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+# Stands in for a record's input while the rest is encoded, when the input's canonical text is
+# known already (PolicyInput); random, so that no value in a record can be mistaken for it.
+_INPUT_SLOT = f"gatekeeper-input-{uuid.uuid4().hex}"
+_INPUT_SLOT_JSON = json.dumps(_INPUT_SLOT)
+
+
+def _canonical_record(fields: MutableMapping[str, Any]) -> str:
+    """canonical_json(fields), with the input's own canonical text spliced in when it has one."""
+    document = fields.get("input")
+    text = document.canonical_text if isinstance(document, PolicyInput) else None
+    if text is None:
+        return canonical_json(fields)
+    fields["input"] = _INPUT_SLOT
+    try:
+        rendered = canonical_json(fields)
+    finally:
+        fields["input"] = document
+    return rendered.replace(_INPUT_SLOT_JSON, text, 1)
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
@@ -165,7 +182,7 @@ class AuditLog:
         event_dict["seq"] = self._seq
         event_dict["prev_hash"] = self._prev_hash
         event_dict.pop("hash", None)
-        body = canonical_json(event_dict)
+        body = _canonical_record(event_dict)
         digest = _hash_of(body)
         self._prev_hash = digest
         self._last_record = {**event_dict, "hash": digest}

@@ -19,6 +19,7 @@ from gatekeeper.analysis import AnalysisOptions, Facts, analyse_call, facts_to_d
 from gatekeeper.audit import AuditLog, utc_timestamp
 from gatekeeper.config import Config
 from gatekeeper.errors import AuditError, ErrorCode, GatekeeperError, InputError
+from gatekeeper.jsonout import PolicyInput
 from gatekeeper.models import Decision, ToolCall
 from gatekeeper.policy.cache import MAX_CACHED_COMMANDS, DecisionCache
 from gatekeeper.policy.engine import (
@@ -175,11 +176,9 @@ class Gatekeeper:
         """
         started = time.perf_counter()
         decision_id: str | None = None
-        document: dict[str, Any] = {
-            "call": _raw_call(call),
-            "session": dict(session or {}),
-            "context": self._context,
-        }
+        document: dict[str, Any] = PolicyInput(
+            call=_raw_call(call), session=dict(session or {}), context=self._context
+        )
         facts: Facts | None = None
         result: Any = None
         timings: dict[str, float] = {}

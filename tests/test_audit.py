@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from gatekeeper.audit import GENESIS_HASH, AuditLog, _chain_link, record_hash, verify_log
+from gatekeeper.jsonout import PolicyInput, policy_input_json
 
 
 def _append_many(path: str, count: int) -> None:
@@ -115,6 +116,40 @@ def test_a_writer_continues_after_a_record_it_must_parse_whole(tmp_path):
     second.close()
     assert (continued["seq"], continued["prev_hash"]) == (2, nested["hash"])
     assert [r["seq"] for r in _records(path)] == [1, 2, 3]
+    assert verify_log(path).ok
+
+
+def test_an_input_encoded_for_the_engine_is_written_as_if_encoded_again(tmp_path):
+    def document() -> dict:
+        return {
+            "call": {"id": "c1", "arguments": {"command": "ls \u00e9 \ud800"}},
+            "facts": {"z": 1, "a": [0.1]},
+        }
+
+    encoded = PolicyInput(document())
+    policy_input_json(encoded)  # as an engine does before the record is written
+    assert encoded.canonical_text is not None
+    lines = []
+    for name, value in (("spliced", encoded), ("plain", document())):
+        path = tmp_path / f"{name}.jsonl"
+        log = AuditLog(path)
+        record = log.append({"decision": "allow", "input": value, "error": "x"})
+        log.close()
+        assert record["input"] is value
+        assert verify_log(path).ok
+        lines.append(path.read_bytes())
+    assert lines[0] == lines[1]
+
+
+def test_an_input_changed_after_encoding_is_encoded_again(tmp_path):
+    encoded = PolicyInput({"call": {"id": "c1"}})
+    policy_input_json(encoded)
+    encoded["facts"] = {"commands": []}
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.append({"input": encoded})
+    log.close()
+    assert _records(path)[0]["input"] == {"call": {"id": "c1"}, "facts": {"commands": []}}
     assert verify_log(path).ok
 
 

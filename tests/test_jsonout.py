@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gatekeeper.jsonout import json_bytes
+from gatekeeper.jsonout import PolicyInput, PreEncoded, canonical_json, json_bytes, policy_input_json
 
 
 def test_text_the_encoding_can_hold_is_written_as_is():
@@ -23,3 +23,23 @@ def test_an_encoding_without_the_character_gets_escapes():
 
 def test_default_and_indent_are_passed_on():
     assert json_bytes({"n": {1}}, default=sorted, indent=1) == b'{\n "n": [\n  1\n ]\n}'
+
+
+def _document() -> dict:
+    return {"call": {"tool": "shell", "arguments": {"command": "ls é"}}, "facts": {"b": 1, "a": [2.5]}}
+
+
+def test_policy_input_json_is_canonical_and_a_policy_input_keeps_it():
+    document = PolicyInput(_document())
+    text = policy_input_json(document)
+    assert text == canonical_json(_document()) == policy_input_json(_document())
+    assert document.canonical_text == text
+    document["session"] = {}  # a changed document forgets the text made of it
+    assert document.canonical_text is None
+
+
+def test_an_input_json_with_a_pre_encoded_history_is_not_kept():
+    history = PreEncoded([{"decision_id": "d1"}], '[{"decision_id":"d1"}]')
+    document = PolicyInput(_document(), session={"id": "s", "history": history})
+    assert json.loads(policy_input_json(document))["session"]["history"] == [{"decision_id": "d1"}]
+    assert document.canonical_text is None

@@ -20,7 +20,7 @@ import pytest
 from loopback_http import loopback_http_server
 
 from gatekeeper.analysis import analyse_call
-from gatekeeper.jsonout import PreEncoded
+from gatekeeper.jsonout import PreEncoded, canonical_json
 from gatekeeper.models import Decision, Outcome, ToolCall
 from gatekeeper.policy.opa_server import OpaServerEngine, input_body
 from gatekeeper.server.config import SessionSettings
@@ -181,10 +181,10 @@ def test_a_session_history_is_spliced_into_the_request_as_it_was_encoded():
         expected = {"input": {**document, "session": {**document["session"], "history": plain["history"]}}}
         assert json.loads(input_body(document)) == expected
         input_body(document).decode("ascii")  # every string escaped, the lone surrogate too
-    # Without a pre-encoded history, the body is the plain encoding.
+    # Without a pre-encoded history, the input is in canonical form (what its audit record holds).
     assert (
         input_body({"call": {}, "session": plain})
-        == json.dumps({"input": {"call": {}, "session": plain}}).encode()
+        == b'{"input": ' + canonical_json({"call": {}, "session": plain}).encode() + b"}"
     )
 
 
