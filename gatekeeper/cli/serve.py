@@ -171,6 +171,7 @@ def run_service(
     import uvicorn  # noqa: PLC0415 - only this command needs the server stack
 
     from gatekeeper.server import Service, create_app  # noqa: PLC0415
+    from gatekeeper.server.collector import tune_for_service  # noqa: PLC0415
 
     service = Service(config, plan=plan)
     settings = config.server
@@ -198,6 +199,7 @@ def run_service(
         )
     )
     watcher = _watch_policies(service) if watch_policies else None
+    tune_for_service()
     # uvicorn stops gracefully on SIGTERM, then raises it again: this handler turns that into a
     # normal exit, so the cleanup below runs (the default action would end the process first).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
