@@ -4,8 +4,8 @@ A decision allocates thousands of short-lived container objects (the facts, the 
 answer), nearly all freed by reference counting. With the interpreter's default thresholds
 (700, 10, 10) a worker under load still ran a young collection every eight decisions and, every
 few seconds, a full one over the whole heap the start-up built (the web framework, the analyser's
-tables, the compiled policies): 40-50 ms each, and with the young ones 5-6% of a worker's CPU
-(``benchmarks/load.py``, docs/service.md). Fewer young collections, and the start-up heap frozen
+tables, the compiled policies): 40-50 ms each, and with the young ones about 5% of a worker's
+CPU (``benchmarks/load.py``, docs/service.md). Fewer young collections, and the start-up heap frozen
 out of the full ones, leave the collector under 2%.
 """
 
