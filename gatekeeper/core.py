@@ -176,8 +176,11 @@ class Gatekeeper:
         """
         started = time.perf_counter()
         decision_id: str | None = None
+        # A ToolCall's JSON form is set below: the cache lookup that missed may have made it already.
         document: dict[str, Any] = PolicyInput(
-            call=_raw_call(call), session=dict(session or {}), context=self._context
+            call=None if isinstance(call, ToolCall) else _raw_call(call),
+            session=dict(session or {}),
+            context=self._context,
         )
         facts: Facts | None = None
         result: Any = None
@@ -401,9 +404,8 @@ def _decision_id(entry: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _raw_call(call: ToolCall | Mapping[str, Any]) -> Any:
-    if isinstance(call, ToolCall):
-        return call.model_dump(mode="json", exclude_none=True)
+def _raw_call(call: Any) -> Any:
+    """What a client sent, as the audit record shows it should it not parse as a tool call."""
     return dict(call) if isinstance(call, Mapping) else call
 
 
