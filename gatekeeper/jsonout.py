@@ -38,9 +38,10 @@ class PreEncoded(list[Any]):
         self.json_text = json_text
 
 
-def canonical_json(value: Any) -> str:
-    """The one serialisation the audit log hashes and writes: sorted keys, no spaces, ASCII."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+def canonical_json(value: Any, *, default: Callable[[Any], Any] | None = str) -> str:
+    """The one serialisation the audit log hashes and writes: sorted keys, no spaces, ASCII.
+    ``default=None`` makes a value JSON cannot hold an error instead of its ``str``."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=default)
 
 
 class PolicyInput(dict[str, Any]):
@@ -68,8 +69,7 @@ def policy_input_json(document: dict[str, Any]) -> str:
     session = document.get("session")
     history = session.get("history") if isinstance(session, dict) else None
     if not isinstance(history, PreEncoded):
-        # canonical_json without its fallback for other types: a value JSON cannot hold is an error
-        text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        text = canonical_json(document, default=None)  # a value JSON cannot hold is an error here
         if isinstance(document, PolicyInput):
             document.canonical_text = text
         return text
