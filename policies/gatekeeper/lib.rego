@@ -392,8 +392,8 @@ normalise(p) := p if {
 	out := without_trailing_slash(s7)
 }
 
-# `//`, a `.` or `..` segment, or a trailing slash. The string tests go first: regex.match costs
-# the compiled Wasm policy as much as dozens of them, and every path of every command comes here.
+# `//`, a `.` or `..` segment, or a trailing slash. String tests only: every path of every command
+# comes here, and the compiled Wasm policy would compile a regex again for every call.
 needs_normalising(p) if contains(p, "//")
 
 needs_normalising(p) if endswith(p, "/")
