@@ -170,7 +170,7 @@ def run_service(
     handed over by the supervisor of ``--workers``. GatekeeperError when it cannot start."""
     import uvicorn  # noqa: PLC0415 - only this command needs the server stack
 
-    from gatekeeper.server import Service, create_app  # noqa: PLC0415
+    from gatekeeper.server import Service, create_app, uvicorn_config  # noqa: PLC0415
     from gatekeeper.server.collector import tune_for_service  # noqa: PLC0415
 
     service = Service(config, plan=plan)
@@ -187,17 +187,7 @@ def run_service(
         admin_api="enabled" if settings.admin_tokens else "disabled",
         headless=service.headless,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(service),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,  # gatekeeper logs requests itself, as structured events
-            server_header=False,
-            timeout_graceful_shutdown=5,
-        )
-    )
+    server = uvicorn.Server(uvicorn_config(create_app(service), settings))
     watcher = _watch_policies(service) if watch_policies else None
     tune_for_service()
     # uvicorn stops gracefully on SIGTERM, then raises it again: this handler turns that into a

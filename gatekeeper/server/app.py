@@ -24,12 +24,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from gatekeeper._version import __version__
 from gatekeeper.server.admin_api import AdminApi
 from gatekeeper.server.agent_api import AgentApi
+from gatekeeper.server.config import ServerSettings
 from gatekeeper.server.fastpath import DecisionFastPath
 from gatekeeper.server.http import (
     ApiContext,
@@ -130,3 +132,19 @@ def create_app(service: Service) -> FastAPI:
         RequestLogMiddleware, service=service, logger=access_log, enabled=service.settings.access_log
     )
     return app
+
+
+def uvicorn_config(app: FastAPI, settings: ServerSettings) -> uvicorn.Config:
+    """How uvicorn serves ``app`` on the settings' address (or on sockets handed to ``run``)."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,  # gatekeeper logs requests itself, as structured events
+        server_header=False,
+        # The request log names the peer that connected: a client on loopback (an agent) must not
+        # rename itself with X-Forwarded-For, which uvicorn would otherwise believe from 127.0.0.1.
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )

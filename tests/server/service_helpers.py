@@ -25,7 +25,7 @@ from jsonschema import Draft202012Validator
 
 from gatekeeper.audit import AuditLog
 from gatekeeper.config import Config
-from gatekeeper.server import ServerSettings, Service, ServiceConfig, create_app
+from gatekeeper.server import ServerSettings, Service, ServiceConfig, create_app, uvicorn_config
 from gatekeeper.server.workers import WorkerPlan
 
 AGENT_TOKEN = "agent-secret-1"
@@ -200,9 +200,7 @@ def serve(
     )
     config.check()
     service = Service(config, engine=engine, audit=AuditLog(audit_path), plan=plan)
-    uv = uvicorn.Server(
-        uvicorn.Config(create_app(service), host="127.0.0.1", port=config.server.port, log_level="warning")
-    )
+    uv = uvicorn.Server(uvicorn_config(create_app(service), config.server))  # as gatekeeper serve does
     thread = threading.Thread(target=uv.run, name="uvicorn-test", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

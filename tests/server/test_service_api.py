@@ -209,17 +209,31 @@ def test_many_concurrent_requests_give_one_verified_record_each(served):
     assert sorted(r["decision_id"] for r in records) == sorted(ids)
 
 
-def test_request_log_is_structured_json(make_server, capfd):
-    served = make_server(access_log=True)
-    served.agent.post("/v1/decide", json=shell("ls"))
-    served.client("wrong").post("/v1/decide", json=shell("ls"))
+def _request_log_lines(capfd, count: int) -> list[dict]:
     lines: list[dict] = []
     deadline = time.monotonic() + 5
-    while len(lines) < 2 and time.monotonic() < deadline:  # logged just after the answer is sent
+    while len(lines) < count and time.monotonic() < deadline:  # logged just after the answer is sent
         time.sleep(0.02)
         lines += [
             json.loads(line) for line in capfd.readouterr().err.splitlines() if '"request_handled"' in line
         ]
+    return lines
+
+
+def test_a_client_cannot_rename_itself_in_the_request_log(make_server, capfd):
+    served = make_server(access_log=True)
+    forged = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    answer = served.agent.post("/v1/decide", json=shell("ls"), headers=forged)
+    assert answer.status_code == 200
+    [line] = _request_log_lines(capfd, 1)
+    assert line["client"].startswith("127.0.0.1:")
+
+
+def test_request_log_is_structured_json(make_server, capfd):
+    served = make_server(access_log=True)
+    served.agent.post("/v1/decide", json=shell("ls"))
+    served.client("wrong").post("/v1/decide", json=shell("ls"))
+    lines = _request_log_lines(capfd, 2)
     assert [(line["route"], line["status"]) for line in lines] == [("/v1/decide", 200), ("/v1/decide", 401)]
     assert lines[0]["principal"] == "agent#1"
     assert lines[0]["decision_id"]
