@@ -87,6 +87,11 @@ class ServerSettings(BaseModel):
     execute_enabled: bool = True
     metrics_require_token: bool = False
     access_log: bool = True
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's OpenTelemetry instrumentation, through the providers the process sets "
+        "up (off: gatekeeper's own /metrics and request log only).",
+    )
     opa_cache_max_age_s: float = Field(
         default=0.0,
         ge=0,
