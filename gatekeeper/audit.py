@@ -23,7 +23,6 @@ import os
 import re
 import threading
 import time
-import uuid
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,30 +32,22 @@ from typing import Any
 import structlog
 
 from gatekeeper.errors import AuditError
-from gatekeeper.jsonout import PolicyInput, canonical_json
+from gatekeeper.jsonout import PolicyInput, canonical_json, canonical_json_with, canonical_policy_input
 
 GENESIS_HASH = "sha256:" + "0" * 64
 _TAIL_STEP = 1 << 13  # a record is about 1-3 KB; longer ones are found by reading further back
 
 
-# Stands in for a record's input while the rest is encoded, when the input's canonical text is
-# known already (PolicyInput); random, so that no value in a record can be mistaken for it.
-_INPUT_SLOT = f"gatekeeper-input-{uuid.uuid4().hex}"
-_INPUT_SLOT_JSON = json.dumps(_INPUT_SLOT)
-
-
-def _canonical_record(fields: MutableMapping[str, Any]) -> str:
-    """canonical_json(fields), with the input's own canonical text spliced in when it has one."""
+def _canonical_record(fields: Mapping[str, Any]) -> str:
+    """canonical_json(fields), with a policy input's canonical text (made once, for the engine or
+    from cached facts) spliced in."""
     document = fields.get("input")
-    text = document.canonical_text if isinstance(document, PolicyInput) else None
-    if text is None:
-        return canonical_json(fields)
-    fields["input"] = _INPUT_SLOT
-    try:
-        rendered = canonical_json(fields)
-    finally:
-        fields["input"] = document
-    return rendered.replace(_INPUT_SLOT_JSON, text, 1)
+    if isinstance(document, PolicyInput):
+        try:
+            return canonical_json_with(fields, "input", canonical_policy_input(document))
+        except (TypeError, ValueError):
+            pass  # a value JSON cannot hold: written as its str, as in any other record
+    return canonical_json(fields)
 
 
 def record_hash(record: Mapping[str, Any]) -> str:

@@ -19,7 +19,7 @@ from gatekeeper.analysis import AnalysisOptions, Facts, analyse_call, facts_to_d
 from gatekeeper.audit import AuditLog, utc_timestamp
 from gatekeeper.config import Config
 from gatekeeper.errors import AuditError, ErrorCode, GatekeeperError, InputError
-from gatekeeper.jsonout import PolicyInput
+from gatekeeper.jsonout import CanonicalObject, PolicyInput
 from gatekeeper.models import Decision, ToolCall
 from gatekeeper.policy.cache import MAX_CACHED_COMMANDS, DecisionCache
 from gatekeeper.policy.engine import (
@@ -223,7 +223,8 @@ class Gatekeeper:
                         self.engine.revision, {k: v for k, v in document.items() if k != "facts"}
                     )
                 if len(facts.commands) <= MAX_CACHED_COMMANDS:
-                    self.cache.put(key, (facts, document["facts"], result), result)
+                    # Its facts keep their canonical text once made: every hit's record holds them.
+                    self.cache.put(key, (facts, CanonicalObject(document["facts"]), result), result)
             decision = decision_from_result(
                 result,
                 call_id=tool_call.id,

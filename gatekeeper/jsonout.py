@@ -7,7 +7,8 @@ text can hold the character it decodes to. Written escaped, it goes back out as 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -44,6 +45,40 @@ def canonical_json(value: Any, *, default: Callable[[Any], Any] | None = str) ->
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=default)
 
 
+# Stands in for a member whose canonical text is known already while the rest is encoded; random,
+# so that no value can be mistaken for it.
+_SLOT = f"gatekeeper-slot-{uuid.uuid4().hex}"
+_SLOT_JSON = json.dumps(_SLOT)
+
+
+def canonical_json_with(
+    value: Mapping[str, Any], key: str, text: str, *, default: Callable[[Any], Any] | None = str
+) -> str:
+    """``canonical_json(value)`` when ``text`` is the canonical JSON of ``value[key]`` already: the
+    other members are encoded around a placeholder, which the text then replaces."""
+    rendered = canonical_json({**value, key: _SLOT}, default=default)
+    return rendered.replace(_SLOT_JSON, text, 1)
+
+
+class CanonicalObject(dict[str, Any]):
+    """A JSON object that keeps its canonical text once :meth:`canonical` has made it: the facts of
+    a cached decision, which the input of every call the cache answers holds and its audit record
+    repeats (encoding them was the larger part of answering such a call). Nothing may change it
+    once it is made."""
+
+    __slots__ = ("_canonical",)
+
+    def __init__(self, *args: Any, **members: Any) -> None:
+        super().__init__(*args, **members)
+        self._canonical: str | None = None
+
+    def canonical(self) -> str:
+        text = self._canonical
+        if text is None:  # two threads may both make it: the same text
+            text = self._canonical = canonical_json(self, default=None)
+        return text
+
+
 class PolicyInput(dict[str, Any]):
     """The policy input document, holding the canonical JSON text an engine made of it
     (:func:`policy_input_json`), so that the decision's audit record splices that text in rather
@@ -69,15 +104,28 @@ def policy_input_json(document: dict[str, Any]) -> str:
     session = document.get("session")
     history = session.get("history") if isinstance(session, dict) else None
     if not isinstance(history, PreEncoded):
-        text = canonical_json(document, default=None)  # a value JSON cannot hold is an error here
         if isinstance(document, PolicyInput):
-            document.canonical_text = text
-        return text
+            return canonical_policy_input(document)
+        return canonical_json(document, default=None)  # a value JSON cannot hold is an error here
     assert isinstance(session, dict)  # noqa: S101 - history came from it
     rest = json.dumps({key: value for key, value in document.items() if key != "session"})
     session_rest = json.dumps({key: value for key, value in session.items() if key != "history"})
     session_text = _with_member(session_rest, "history", history.json_text)
     return _with_member(rest, "session", session_text)
+
+
+def canonical_policy_input(document: PolicyInput) -> str:
+    """The canonical JSON of ``document``, made once and kept on it; facts that keep their own text
+    (a cached call's) are spliced in. A value JSON cannot hold is an error (TypeError, ValueError)."""
+    text = document.canonical_text
+    if text is None:
+        facts = document.get("facts")
+        if isinstance(facts, CanonicalObject):
+            text = canonical_json_with(document, "facts", facts.canonical(), default=None)
+        else:
+            text = canonical_json(document, default=None)
+        document.canonical_text = text
+    return text
 
 
 def _with_member(object_text: str, key: str, value_text: str) -> str:

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from gatekeeper.audit import GENESIS_HASH, AuditLog, _chain_link, record_hash, verify_log
-from gatekeeper.jsonout import PolicyInput, policy_input_json
+from gatekeeper.jsonout import CanonicalObject, PolicyInput, policy_input_json
 
 
 def _append_many(path: str, count: int) -> None:
@@ -136,6 +136,22 @@ def test_an_input_encoded_for_the_engine_is_written_as_if_encoded_again(tmp_path
         record = log.append({"decision": "allow", "input": value, "error": "x"})
         log.close()
         assert record["input"] is value
+        assert verify_log(path).ok
+        lines.append(path.read_bytes())
+    assert lines[0] == lines[1]
+
+
+def test_an_input_with_cached_facts_is_written_as_if_encoded_again(tmp_path):
+    def document() -> dict:
+        return {"call": {"id": "c2", "arguments": {"command": "ls"}}, "facts": {"z": [1], "a": None}}
+
+    cached = PolicyInput(document(), facts=CanonicalObject(document()["facts"]))
+    lines = []
+    for name, value in (("cached", cached), ("plain", document())):
+        path = tmp_path / f"{name}.jsonl"
+        log = AuditLog(path)
+        log.append({"decision": "allow", "input": value})
+        log.close()
         assert verify_log(path).ok
         lines.append(path.read_bytes())
     assert lines[0] == lines[1]

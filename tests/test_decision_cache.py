@@ -3,8 +3,10 @@ asks the engine."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
+from gatekeeper.audit import AuditLog, verify_log
 from gatekeeper.config import Config
 from gatekeeper.core import Gatekeeper
 from gatekeeper.errors import EngineUnavailable
@@ -34,6 +36,19 @@ def test_identical_inputs_are_answered_once_and_ids_do_not_matter():
     gatekeeper.decide(shell_call("ls"), session={"id": "s", "history": [{"id": "x", "commands": []}]})
     assert len(engine.documents) == 3
     assert gatekeeper.cache.hits == 1
+
+
+def test_a_hit_is_recorded_with_the_facts_the_miss_was_decided_on(tmp_path):
+    audit = tmp_path / "audit.jsonl"
+    gatekeeper = Gatekeeper(Config(), engine=CountingEmbedded(ALLOW), audit=AuditLog(audit))
+    for number in range(3):  # a miss, then hits: the first makes the facts' text, the next reuse it
+        gatekeeper.decide(shell_call("cat notes.txt | grep todo", id=f"c{number}"))
+    gatekeeper.close()
+    assert gatekeeper.cache.hits == 2
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [r["input"]["call"]["id"] for r in records] == ["c0", "c1", "c2"]
+    assert records[1]["input"]["facts"] == records[2]["input"]["facts"] == records[0]["input"]["facts"]
+    assert verify_log(audit).ok
 
 
 def test_errors_are_never_cached():

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
-from gatekeeper.jsonout import PolicyInput, PreEncoded, canonical_json, json_bytes, policy_input_json
+from gatekeeper.jsonout import (
+    CanonicalObject,
+    PolicyInput,
+    PreEncoded,
+    canonical_json,
+    canonical_json_with,
+    json_bytes,
+    policy_input_json,
+)
 
 
 def test_text_the_encoding_can_hold_is_written_as_is():
@@ -43,3 +51,16 @@ def test_an_input_json_with_a_pre_encoded_history_is_not_kept():
     document = PolicyInput(_document(), session={"id": "s", "history": history})
     assert json.loads(policy_input_json(document))["session"]["history"] == [{"decision_id": "d1"}]
     assert document.canonical_text is None
+
+
+def test_facts_that_keep_their_text_are_spliced_into_the_input_as_if_encoded_again():
+    facts = CanonicalObject(_document()["facts"])
+    document = PolicyInput(_document(), facts=facts)
+    assert policy_input_json(document) == canonical_json(_document(), default=None)
+    assert facts.canonical() is facts.canonical()  # made once
+
+
+def test_canonical_json_with_a_member_known_already_is_canonical_json():
+    value = {"b": [1, "é"], "input": {"z": 1, "a": None}, "a": "x"}
+    assert canonical_json_with(value, "input", canonical_json(value["input"])) == canonical_json(value)
+    assert value["input"] == {"z": 1, "a": None}  # the caller's mapping is left as it was
