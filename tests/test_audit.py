@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import multiprocessing
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gatekeeper.audit import GENESIS_HASH, AuditLog, _chain_link, record_hash, verify_log
+from gatekeeper import audit as audit_module
+from gatekeeper.audit import GENESIS_HASH, AuditLog, _chain_link, record_hash, utc_timestamp, verify_log
 from gatekeeper.jsonout import CanonicalObject, PolicyInput, policy_input_json
 
 
@@ -257,3 +259,24 @@ def test_non_ascii_and_invalid_utf8_survive_the_round_trip(tmp_path):
     log.close()
     assert verify_log(path).ok
     assert _records(path)[0]["input"]["command"] == "echo héllo \udcff"
+
+
+def test_timestamps_are_rfc3339_utc_with_microseconds(monkeypatch):
+    instants_ns = iter([1_796_592_899_999_999_999, 1_796_592_900_000_123_456, 1_796_592_900_500_000_000])
+    monkeypatch.setattr(audit_module.time, "time_ns", lambda: next(instants_ns))
+    stamps = [utc_timestamp() for _ in range(3)]
+    assert stamps == [
+        "2026-12-06T21:34:59.999999Z",
+        "2026-12-06T21:35:00.000123Z",  # a new second: its date and time are made again
+        "2026-12-06T21:35:00.500000Z",
+    ]
+    for stamp in stamps:  # as datetime reads and writes RFC 3339
+        parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        assert parsed.tzinfo == UTC
+        assert parsed.isoformat(timespec="microseconds").replace("+00:00", "Z") == stamp
+
+
+def test_a_timestamp_is_now():
+    before = datetime.now(UTC)
+    stamp = datetime.fromisoformat(utc_timestamp().replace("Z", "+00:00"))
+    assert before - timedelta(seconds=1) <= stamp <= datetime.now(UTC)

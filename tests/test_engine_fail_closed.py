@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from gatekeeper.core import Gatekeeper
 from gatekeeper.errors import EngineTimeout, EngineUnavailable, ErrorCode, PolicyLoadError
 from gatekeeper.models import Mode, Outcome
 from gatekeeper.policy.embedded import EmbeddedEngine
-from gatekeeper.policy.engine import UNDEFINED, decision_from_result
+from gatekeeper.policy.engine import UNDEFINED, decision_from_result, new_decision_id
 from gatekeeper.testing import StaticEngine, capture_audit, shell_call
 
 GOOD = {"decision": "allow", "policy_decision": "allow", "mode": "enforce", "violations": []}
@@ -215,3 +217,12 @@ def test_a_rego_cpp_failure_without_a_reason_says_so():
     assert "without giving a reason" in _rego_error_message("<error>")
     report = "(error (errormsg 23:Invalid escape sequence) (errorast x))"
     assert _rego_error_message(report) == "Invalid escape sequence"
+
+
+def test_decision_ids_are_random_uuids_written_as_uuid_writes_them():
+    ids = {new_decision_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for text in list(ids)[:200]:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text

@@ -8,7 +8,7 @@ shape or an unknown outcome all become ``deny`` with the reason named.
 
 from __future__ import annotations
 
-import uuid
+import os
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
@@ -77,7 +77,13 @@ class InlinePolicyEngine(PolicyEngine, Protocol):
 
 
 def new_decision_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, written as ``str(uuid.uuid4())`` writes it in less than half the
+    time: one is made for every decision."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def decision_from_result(
