@@ -118,8 +118,7 @@ def real_start(node: Node) -> int:
             if not current.is_named and current.type.strip() and len(current.type) <= current.end_byte:
                 return max(current.start_byte, current.end_byte - len(current.type))
             return current.start_byte
-        first = current.children[0]
-        current = first
+        current = current.child(0)
     return node.start_byte
 
 
@@ -308,6 +307,16 @@ class WordExpander:
         """
         pieces = self._tilde(self._word_pieces(node, program=program))
         start, end = real_start(node), node.end_byte
+        if len(pieces) == 1 and not pieces[0].split:  # most words: what the loop below makes of one
+            piece = pieces[0]
+            if not (piece.quoted or piece.text or not piece.known):
+                return []  # an unquoted word that expands to nothing is no word
+            arg = Arg(piece.text, piece.known, start, end, piece.glob, piece.origin, piece.remote)
+            return [self._placed(arg)]
+        return self._split_fields(pieces, start, end)
+
+    def _split_fields(self, pieces: list[_Piece], start: int, end: int) -> list[Arg]:
+        """The fields ``pieces`` make: joined, and split where expansion results hold IFS."""
         result: list[Arg] = []
         text: list[str] = []
         known = True
