@@ -145,9 +145,10 @@ class Service:
         answered once its record is durable: it needs neither the analysis nor the policies, and
         the deciding threads' hand-off and lock turns were most of its cost. A new call, with an
         engine that can be awaited (OPA) or evaluates in well under a millisecond (wasm), is
-        analysed here when it is short (else on a deciding thread) and its engine asked here; a call
-        of a session holds the session from before its analysis until its record is durable and in
-        the history, and waits for a busy session on a deciding thread. Anything else (bad input,
+        analysed here when it is short (else on a deciding thread) and its engine asked here, each
+        step after the other ready calls have taken it (:func:`_after_the_others`); a call of a
+        session holds the session from before its analysis until its record is durable and in the
+        history, and waits for a busy session on a deciding thread. Anything else (bad input,
         the embedded engine) is decided on a deciding thread by :meth:`decide`.
         """
         started = time.perf_counter()
