@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 
 from gatekeeper.errors import AuditError
-from gatekeeper.jsonout import PolicyInput, canonical_json, canonical_json_with, canonical_policy_input
+from gatekeeper.jsonout import PolicyInput, canonical_json, canonical_json_with
 
 GENESIS_HASH = "sha256:" + "0" * 64
 _TAIL_STEP = 1 << 13  # a record is about 1-3 KB; longer ones are found by reading further back
@@ -43,7 +43,7 @@ def _canonical_record(fields: Mapping[str, Any]) -> str:
     document = fields.get("input")
     if isinstance(document, PolicyInput):
         try:
-            return canonical_json_with(fields, "input", canonical_policy_input(document))
+            return canonical_json_with(fields, "input", document.canonical())
         except (TypeError, ValueError):
             pass  # a value JSON cannot hold: written as its str, as in any other record
     return canonical_json(fields)

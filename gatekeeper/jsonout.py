@@ -61,29 +61,10 @@ def canonical_json_with(
 
 
 class CanonicalObject(dict[str, Any]):
-    """A JSON object that keeps its canonical text once :meth:`canonical` has made it: the facts of
-    a cached decision, which the input of every call the cache answers holds and its audit record
-    repeats (encoding them was the larger part of answering such a call). Nothing may change it
-    once it is made."""
-
-    __slots__ = ("_canonical",)
-
-    def __init__(self, *args: Any, **members: Any) -> None:
-        super().__init__(*args, **members)
-        self._canonical: str | None = None
-
-    def canonical(self) -> str:
-        text = self._canonical
-        if text is None:  # two threads may both make it: the same text
-            text = self._canonical = canonical_json(self, default=None)
-        return text
-
-
-class PolicyInput(dict[str, Any]):
-    """The policy input document, holding the canonical JSON text an engine made of it
-    (:func:`policy_input_json`), so that the decision's audit record splices that text in rather
-    than encoding the document a second time (three quarters of a record's encoding). Setting a
-    member forgets the text; nothing changes the members' own contents once a call is analysed."""
+    """A JSON object that keeps its canonical text once :meth:`canonical` has made it
+    (``canonical_text``): the facts of a cached decision, which the input of every call the cache
+    answers holds and its audit record repeats (encoding them was the larger part of answering such
+    a call). Nothing may change its members once the text is made."""
 
     __slots__ = ("canonical_text",)
 
@@ -91,9 +72,36 @@ class PolicyInput(dict[str, Any]):
         super().__init__(*args, **members)
         self.canonical_text: str | None = None
 
+    def canonical(self) -> str:
+        """The canonical JSON of this object, made once; a value JSON cannot hold is an error
+        (TypeError, ValueError)."""
+        text = self.canonical_text
+        if text is None:  # two threads may both make it: the same text
+            text = self.canonical_text = self._encoded()
+        return text
+
+    def _encoded(self) -> str:
+        return canonical_json(self, default=None)
+
+
+class PolicyInput(CanonicalObject):
+    """The policy input document, whose canonical text an engine makes (:func:`policy_input_json`)
+    and the decision's audit record splices in rather than encoding the document a second time
+    (three quarters of a record's encoding). Facts that keep their own text (a cached call's) are
+    spliced into it in turn. Setting a member forgets the text; nothing changes the members' own
+    contents once a call is analysed."""
+
+    __slots__ = ()
+
     def __setitem__(self, key: str, value: Any) -> None:
         self.canonical_text = None
         super().__setitem__(key, value)
+
+    def _encoded(self) -> str:
+        facts = self.get("facts")
+        if isinstance(facts, CanonicalObject):
+            return canonical_json_with(self, "facts", facts.canonical(), default=None)
+        return super()._encoded()
 
 
 def policy_input_json(document: dict[str, Any]) -> str:
@@ -105,27 +113,13 @@ def policy_input_json(document: dict[str, Any]) -> str:
     history = session.get("history") if isinstance(session, dict) else None
     if not isinstance(history, PreEncoded):
         if isinstance(document, PolicyInput):
-            return canonical_policy_input(document)
+            return document.canonical()
         return canonical_json(document, default=None)  # a value JSON cannot hold is an error here
     assert isinstance(session, dict)  # noqa: S101 - history came from it
     rest = json.dumps({key: value for key, value in document.items() if key != "session"})
     session_rest = json.dumps({key: value for key, value in session.items() if key != "history"})
     session_text = _with_member(session_rest, "history", history.json_text)
     return _with_member(rest, "session", session_text)
-
-
-def canonical_policy_input(document: PolicyInput) -> str:
-    """The canonical JSON of ``document``, made once and kept on it; facts that keep their own text
-    (a cached call's) are spliced in. A value JSON cannot hold is an error (TypeError, ValueError)."""
-    text = document.canonical_text
-    if text is None:
-        facts = document.get("facts")
-        if isinstance(facts, CanonicalObject):
-            text = canonical_json_with(document, "facts", facts.canonical(), default=None)
-        else:
-            text = canonical_json(document, default=None)
-        document.canonical_text = text
-    return text
 
 
 def _with_member(object_text: str, key: str, value_text: str) -> str:
