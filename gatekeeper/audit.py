@@ -70,9 +70,9 @@ def _chain_link(line: bytes) -> tuple[int, str] | None:
     ``hash`` last and equal to the hash of the rest, and one ``"seq":`` (so it is the record's own).
     None for any other line, which the caller then parses whole."""
     start = line.rfind(_HASH_MEMBER)
-    digest = line[start + len(_HASH_MEMBER) : -2].decode("ascii", "replace")
     if start < 0 or not line.endswith(b'"}') or line.count(b'"seq":') != 1:
         return None
+    digest = line[start + len(_HASH_MEMBER) : -2].decode("ascii", "replace")
     if digest != "sha256:" + hashlib.sha256(line[:start] + b"}").hexdigest():
         return None
     seq = _SEQ_VALUE.search(line)
@@ -230,10 +230,9 @@ class AuditLog:
         if size == self._known_size:
             return
         line = self._last_line(size)
-        link = None if line is None else _chain_link(line)
         if line is None:
             self._seq, self._prev_hash = 0, GENESIS_HASH
-        elif link is not None:
+        elif (link := _chain_link(line)) is not None:
             self._seq, self._prev_hash = link
         else:
             try:
