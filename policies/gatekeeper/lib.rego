@@ -305,6 +305,12 @@ has_any(s, letters) if {
 	contains(s, l)
 }
 
+# s begins with one of `prefixes` (the regex ^[prefixes] for one-character prefixes).
+starts_with_any(s, prefixes) if {
+	some prefix in prefixes
+	startswith(s, prefix)
+}
+
 # A cluster of short options (`-lvnp`) contains one of `letters`.
 has_letter(c, letters) if {
 	some a in c.args
@@ -343,8 +349,10 @@ option_value(_, _, a, f) := substring(a, 2, -1) if {
 is_python(c) if {
 	some prefix in data.gatekeeper.lib.python_program_prefixes
 	startswith(c.name, prefix)
-	trim_left(substring(c.name, count(prefix), -1), "0123456789.") == ""
+	trim_left(substring(c.name, count(prefix), -1), python_version_chars) == ""
 }
+
+python_version_chars := concat("", [ascii_digits, "."])
 
 # The modules of `python -m MODULE` / `python -mMODULE`.
 python_modules(c) := {m | is_python(c); some m in option_values(c, ["-m"])}
@@ -538,7 +546,7 @@ is_remote_spec(s) if has_url_scheme(s)
 # The regex ^[^/:=]+: after a first character other than `/`, `.` or `~`.
 is_remote_spec(s) if {
 	contains(s, ":")
-	not has_any(substring(s, 0, 1), ["/", ".", "~"])
+	not starts_with_any(s, ["/", ".", "~"])
 	host := substring(s, 0, indexof(s, ":"))
 	host != ""
 	not has_any(host, ["/", "="])
@@ -1068,6 +1076,13 @@ api_strings(a) := {s | some s in a.args; is_string(s)} | {s | some s in a.kwargs
 api_arg(a, i, key) := a.args[i] if {
 	count(a.args) > i
 } else := a.kwargs[key]
+
+# An open()-like call whose mode (argument 1 or `mode=`) writes, appends or creates: w, a, x or +.
+opens_for_writing(a) if {
+	mode := api_arg(a, 1, "mode")
+	is_string(mode)
+	has_any(mode, ["w", "a", "x", "+"])
+}
 
 # A relative path in interpreter code is taken from the call's working directory.
 api_abs(s) := normalise(s) if {

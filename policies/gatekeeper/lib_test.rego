@@ -469,3 +469,19 @@ test_hit_names_the_candidate_host if {
 	h.candidate
 	h.host == "vim"
 }
+
+test_starts_with_any_is_a_first_character_class if {
+	lib.starts_with_any("~/x", ["/", ".", "~"])
+	lib.starts_with_any("./x", ["/", ".", "~"])
+	not lib.starts_with_any("host:/x", ["/", ".", "~"])
+	not lib.starts_with_any("", ["/", ".", "~"])
+}
+
+test_opens_for_writing_reads_the_mode_by_position_or_name if {
+	lib.opens_for_writing({"args": ["f", "w"], "kwargs": {}})
+	lib.opens_for_writing({"args": ["f"], "kwargs": {"mode": "r+"}})
+	lib.opens_for_writing({"args": ["f", "ab"], "kwargs": {}})
+	not lib.opens_for_writing({"args": ["f", "rb"], "kwargs": {}})
+	not lib.opens_for_writing({"args": ["f"], "kwargs": {}})
+	not lib.opens_for_writing({"args": ["f", 1], "kwargs": {}})
+}

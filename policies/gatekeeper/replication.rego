@@ -146,7 +146,7 @@ violations contains lib.violation("replication.persistence", message) if {
 	path := lib.api_arg(a, 0, "file")
 	is_string(path)
 	persistence_path(lib.api_abs(path))
-	opens_for_writing(a)
+	lib.opens_for_writing(a)
 	message := concat("", [a.function, " writes to ", path, ", which runs commands at login, boot or on a schedule"])
 }
 
@@ -610,12 +610,6 @@ in_place_edits(c) := lib.operand_paths(c) if {
 	c.name in data.gatekeeper.replication.in_place_editors
 	lib.has_option(c, data.gatekeeper.replication.in_place_flags)
 } else := set()
-
-opens_for_writing(a) if {
-	mode := lib.api_arg(a, 1, "mode")
-	is_string(mode)
-	lib.has_any(mode, ["w", "a", "x", "+"])
-}
 
 # --- signals --------------------------------------------------------------------------------
 

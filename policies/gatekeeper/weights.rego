@@ -359,14 +359,12 @@ socat_files(c) := {lib.abs(c, part) |
 	some a in c.positionals
 	some piece in split(a, ",")
 	some part in split(piece, ":")
-	lib.has_any(substring(part, 0, 1), ["/", "~", "."])
+	lib.starts_with_any(part, ["/", "~", "."])
 }
 
 python_writes(w) if w.function in data.gatekeeper.weights.python_write_functions
 
 python_writes(w) if {
 	w.function in data.gatekeeper.weights.python_open_functions
-	mode := lib.api_arg(w, 1, "mode")
-	is_string(mode)
-	lib.has_any(mode, ["w", "a", "x", "+"])
+	lib.opens_for_writing(w)
 }
